@@ -1,0 +1,164 @@
+"""From a profile to a pair of loaders: the one call most notebooks make.
+
+Two pipelines give the same batches:
+
+- the **per-sample** pipeline (``fast=False``): a ``RobustImageDataset`` decodes each JPEG,
+  torchvision ``transforms.v2`` resize and normalise it, a ``DataLoader`` batches them. This is
+  the pipeline to read first; it redoes the JPEG decoding every epoch.
+- the **fast** pipeline (``fast=True``, the default): every image is decoded and resized once
+  into a uint8 tensor cache (kept on disk for the next run), and a ``DeviceLoader`` slices
+  batches from it on the training device, where augmentation runs on whole batches.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import DataLoader
+from torchvision.transforms import v2
+
+from ldl.data.cache import build_tensor_cache, default_cache_dir
+from ldl.data.folders import RobustImageDataset
+from ldl.data.index import ImageIndex
+from ldl.data.loader import DeviceLoader
+from ldl.data.registry import DatasetUnavailable, load_index
+from ldl.profiles import Profile
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class Loaders:
+    """What a lesson trains on.
+
+    Attributes:
+        train, val: iterables of ``(images (B, 3, S, S) float, labels (B,) int64)``.
+        classes: class names, indexed by label.
+        dataset: registry name of the data actually used.
+        image_size: S, the side of the square images.
+        skipped: unreadable files that were left out, as ``(path, reason)``.
+    """
+
+    train: Iterable
+    val: Iterable
+    classes: list[str]
+    dataset: str
+    image_size: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def resolve_dataset(profile: Profile, dataset: str | None = None) -> str:
+    """The dataset a lesson will use: ``dataset`` if given, else the profile's.
+
+    In the smoke profile only, a missing sample folder falls back to the generated
+    ``synthetic`` shapes with a warning, so a fresh offline clone still runs every notebook.
+    Everywhere else a missing dataset is an error that says how to get it.
+    """
+    name = dataset or profile.dataset
+    try:
+        load_index(name, "train")
+    except DatasetUnavailable as error:
+        if profile.name != "smoke" or dataset is not None:
+            raise
+        warnings.warn(
+            f"{name} is not available ({error}). The smoke profile falls back to the generated "
+            "'synthetic' shapes; set LDL_DATA to a folder holding the sample photos to see the "
+            "lesson on real photos.",
+            stacklevel=2,
+        )
+        name = "synthetic"
+    return name
+
+
+def make_loaders(
+    profile: Profile,
+    *,
+    dataset: str | None = None,
+    fast: bool = True,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    progress: bool = True,
+) -> Loaders:
+    """Build train and validation loaders sized by ``profile``.
+
+    Args:
+        profile: from ``ldl.profiles.get_profile``; gives image size, subset sizes, batch size
+            and device.
+        dataset: registry name; defaults to the profile's dataset.
+        fast: decoded-tensor cache + ``DeviceLoader`` (True) or per-sample pipeline (False).
+        augment: training-time augmentation. For ``fast=True`` a batch transform on
+            (B, 3, S, S) floats in [0, 1] (e.g. ``ldl.data.batch_augment.BatchAugment``); for
+            ``fast=False`` a per-image ``transforms.v2`` transform on PIL images.
+        progress: show progress bars while decoding.
+    """
+    name = resolve_dataset(profile, dataset)
+    train_index = load_index(name, "train").limit_per_class(profile.train_per_class)
+    val_index = load_index(name, "validation").limit_per_class(profile.val_per_class)
+    if fast:
+        return _fast_loaders(profile, name, train_index, val_index, augment, progress)
+    return _per_sample_loaders(profile, name, train_index, val_index, augment)
+
+
+def _fast_loaders(
+    profile: Profile,
+    name: str,
+    train_index: ImageIndex,
+    val_index: ImageIndex,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None,
+    progress: bool,
+) -> Loaders:
+    cache_dir = default_cache_dir()
+    train_cache = build_tensor_cache(train_index, profile.image_size, cache_dir=cache_dir, progress=progress)
+    val_cache = build_tensor_cache(val_index, profile.image_size, cache_dir=cache_dir, progress=progress)
+    common = dict(batch_size=profile.batch_size, device=profile.device, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    return Loaders(
+        train=DeviceLoader.from_cache(train_cache, shuffle=True, augment=augment, **common),
+        val=DeviceLoader.from_cache(val_cache, shuffle=False, **common),
+        classes=list(train_cache.classes),
+        dataset=name,
+        image_size=profile.image_size,
+        skipped=list(train_cache.skipped) + list(val_cache.skipped),
+    )
+
+
+def per_sample_transform(image_size: int, augment: Callable | None = None) -> v2.Compose:
+    """The per-sample transform: resize the short side, centre-crop, (augment,) to a normalised tensor.
+
+    PIL image -> (3, image_size, image_size) float.
+    """
+    steps: list[Callable] = [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)]
+    if augment is not None:
+        steps.append(augment)
+    steps += [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    return v2.Compose(steps)
+
+
+def _per_sample_loaders(
+    profile: Profile,
+    name: str,
+    train_index: ImageIndex,
+    val_index: ImageIndex,
+    augment: Callable | None,
+) -> Loaders:
+    train_set = RobustImageDataset(train_index, transform=per_sample_transform(profile.image_size, augment))
+    val_set = RobustImageDataset(val_index, transform=per_sample_transform(profile.image_size))
+    common = dict(
+        batch_size=profile.batch_size,
+        num_workers=profile.num_workers,
+        pin_memory=profile.device == "cuda",  # pinned pages let the copy to the GPU run asynchronously
+        persistent_workers=profile.num_workers > 0,
+    )
+    skipped = [(str(path), reason) for path, reason in train_set.skipped + val_set.skipped]
+    return Loaders(
+        train=DataLoader(train_set, shuffle=True, **common),
+        val=DataLoader(val_set, shuffle=False, **common),
+        classes=list(train_set.classes),
+        dataset=name,
+        image_size=profile.image_size,
+        skipped=skipped,
+    )

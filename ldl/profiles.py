@@ -1,0 +1,145 @@
+"""Profiles: the one place that decides how big a lesson runs.
+
+A notebook never hard-codes an image size or an epoch count. It asks for a profile:
+
+>>> from ldl.profiles import get_profile
+>>> p = get_profile("smoke")
+>>> p.image_size, p.epochs
+(64, 12)
+
+- ``smoke``: CI and ``make test``. Real sample photos (``cats_and_dogs_sample``), tiny
+  images, about a minute per notebook on 2 CPU cores, fully offline.
+- ``cpu``: a student without a GPU. The real downloaded dataset, small images.
+- ``gpu``: Colab T4 or better. Full datasets, 224 px, every model of the lesson.
+- ``auto``: ``gpu`` when CUDA is available, else ``cpu``.
+
+The environment variable ``LDL_PROFILE`` overrides the name a notebook asks for, so the
+same notebook can be switched from the command line (papermill, nbval, plain Jupyter).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+import torch
+
+PROFILE_ENV = "LDL_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes and budgets for one way of running the course.
+
+    Attributes:
+        name: ``smoke``, ``cpu`` or ``gpu`` (``auto`` resolves to one of the last two).
+        dataset: registry name of the lesson's default dataset (see ``ldl.data``).
+        image_size: side of the square images fed to the network, in pixels.
+        train_per_class: at most this many training images per class (None: all).
+        val_per_class: at most this many validation images per class (None: all).
+        epochs: training epochs for a lesson's main experiment.
+        batch_size: images per batch.
+        learning_rate: default learning rate for Adam in the lessons.
+        num_workers: DataLoader worker processes for the per-sample pipeline.
+        device: ``"cuda"`` or ``"cpu"``.
+        models: backbones a lesson may use in this profile, smallest first.
+    """
+
+    name: str
+    dataset: str
+    image_size: int
+    train_per_class: int | None
+    val_per_class: int | None
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    num_workers: int
+    device: str
+    models: tuple[str, ...]
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        dataset="cats_and_dogs_sample",
+        image_size=64,
+        train_per_class=None,
+        val_per_class=None,
+        epochs=12,
+        batch_size=32,
+        learning_rate=1e-3,
+        num_workers=0,
+        device="cpu",
+        models=("efficientnet_lite0",),
+    ),
+    "cpu": Profile(
+        name="cpu",
+        dataset="cats_and_dogs",
+        image_size=96,
+        train_per_class=None,
+        val_per_class=None,
+        epochs=15,
+        batch_size=32,
+        learning_rate=1e-3,
+        num_workers=2,
+        device="cpu",
+        models=("efficientnet_lite0", "mobilenet_v3_small"),
+    ),
+    "gpu": Profile(
+        name="gpu",
+        dataset="cats_and_dogs",
+        image_size=150,
+        train_per_class=None,
+        val_per_class=None,
+        epochs=30,
+        batch_size=64,
+        learning_rate=1e-3,
+        num_workers=2,
+        device="cuda",
+        models=(
+            "mobilenet_v3_large",
+            "efficientnet_lite0",
+            "vgg19",
+            "resnet50",
+            "convnext_tiny",
+            "vit_b_16",
+            "swin_t",
+        ),
+    ),
+}
+
+
+def resolve_name(name: str = "auto") -> str:
+    """Return the concrete profile name to use.
+
+    ``LDL_PROFILE`` (if set and not empty) wins over ``name``; ``auto`` becomes ``gpu``
+    when CUDA is available and ``cpu`` otherwise.
+    """
+    chosen = os.environ.get(PROFILE_ENV, "").strip() or name
+    chosen = chosen.lower()
+    if chosen == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if chosen not in PROFILES:
+        known = ", ".join([*PROFILES, "auto"])
+        raise ValueError(f"Unknown profile {chosen!r}. Choose one of: {known}.")
+    return chosen
+
+
+def get_profile(name: str = "auto", **overrides: object) -> Profile:
+    """Return the profile called ``name`` (after ``LDL_PROFILE`` and ``auto`` are applied).
+
+    Keyword arguments replace single fields, e.g. ``get_profile("smoke", epochs=3)``.
+    A ``gpu`` profile on a machine without CUDA falls back to the CPU device with a
+    warning, so the notebook still runs (slowly) instead of crashing.
+    """
+    profile = PROFILES[resolve_name(name)]
+    if profile.device == "cuda" and not torch.cuda.is_available():
+        import warnings
+
+        warnings.warn(
+            "The gpu profile was asked for but no CUDA device is available; "
+            "running on the CPU. Use PROFILE='cpu' for sizes that fit a CPU.",
+            stacklevel=2,
+        )
+        profile = replace(profile, device="cpu")
+    return replace(profile, **overrides) if overrides else profile

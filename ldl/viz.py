@@ -1,0 +1,117 @@
+"""Plots the notebooks show. Every function returns the matplotlib Figure it drew."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from ldl.train.history import History
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def denormalize(
+    x: torch.Tensor,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> torch.Tensor:
+    """Undo ``Normalize(mean, std)`` so images can be shown.
+
+    (B, 3, H, W) or (3, H, W) float -> the same shape, clipped to [0, 1].
+    """
+    mean_t = torch.tensor(mean, device=x.device).view(-1, 1, 1)
+    std_t = torch.tensor(std, device=x.device).view(-1, 1, 1)
+    return (x * std_t + mean_t).clamp(0, 1)
+
+
+def _as_hwc(image: torch.Tensor) -> torch.Tensor:
+    """(3, H, W) float in [0, 1] or uint8 -> (H, W, 3) float on the CPU, for imshow."""
+    image = image.detach().cpu()
+    if image.dtype == torch.uint8:
+        image = image.float() / 255
+    return image.permute(1, 2, 0).clamp(0, 1)
+
+
+def show_batch(
+    images: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    classes: Sequence[str] | None = None,
+    *,
+    normalized: bool = True,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    max_images: int = 16,
+    ncols: int = 8,
+    title: str | None = None,
+) -> Figure:
+    """Show a batch as a grid, each image titled with its class name.
+
+    Args:
+        images: (B, 3, H, W) float (normalised when ``normalized``) or uint8.
+        labels: (B,) class indices, optional.
+        classes: names for the class indices.
+    """
+    images = images[:max_images]
+    if normalized and images.dtype != torch.uint8:
+        images = denormalize(images, mean, std)
+    count = len(images)
+    ncols = min(ncols, count)
+    nrows = -(-count // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.6 * ncols, 1.8 * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= count:
+            continue
+        ax.imshow(_as_hwc(images[i]))
+        if labels is not None:
+            label = int(labels[i])
+            ax.set_title(classes[label] if classes else str(label), fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_overfitting(history: "History", title: str = "Learning curves") -> Figure:
+    """Loss and accuracy per epoch, train vs validation, with the accuracy gap shaded.
+
+    The shaded band is what the lesson is about: the network keeps improving on the photos
+    it has memorised while it stops improving (or gets worse) on photos it has not seen.
+    """
+    epochs = history["epoch"]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    ax_loss.plot(epochs, history["train_loss"], "o-", label="train")
+    ax_loss.plot(epochs, history["val_loss"], "o-", label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
+    ax_loss.legend()
+
+    train_acc, val_acc = history["train_accuracy"], history["top1_acc"]
+    ax_acc.plot(epochs, train_acc, "o-", label="train")
+    ax_acc.plot(epochs, val_acc, "o-", label="validation")
+    ax_acc.fill_between(epochs, val_acc, train_acc, where=[t >= v for t, v in zip(train_acc, val_acc)],
+                        alpha=0.2, color="tab:red", label="gap (overfitting)")
+    gap = train_acc[-1] - val_acc[-1]
+    ax_acc.annotate(f"gap {gap:.2f}", xy=(epochs[-1], (train_acc[-1] + val_acc[-1]) / 2),
+                    xytext=(-60, 0), textcoords="offset points", color="tab:red")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy", ylim=(0, 1.02))
+    ax_acc.legend(loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def compare_histories(histories: Mapping[str, "History"], key: str = "top1_acc") -> Figure:
+    """Overlay one metric of several runs (e.g. ``{"hand-written": h1, "Trainer": h2}``)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, history in histories.items():
+        ax.plot(history["epoch"], history[key], "o-", label=name)
+    ax.set(xlabel="epoch", ylabel=key)
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,40 @@
+"""Shared test settings: the smoke profile, a headless plot backend, the sample photos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Set before anything imports matplotlib or starts a kernel: nbval and papermill kernels
+# inherit this process's environment, so notebooks run in the smoke profile, headless.
+os.environ.setdefault("LDL_PROFILE", "smoke")
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("LDL_CACHE", str(ROOT / "build" / "test-cache"))
+os.environ.setdefault("TQDM_MININTERVAL", "10")
+
+
+def samples_or_skip(name: str = "cats_and_dogs_sample") -> Path:
+    """The real sample photos in ``$LDL_DATA/<name>``.
+
+    Missing: a failure under CI (where they must be there), a skip elsewhere with a
+    message that says how to provide them.
+    """
+    folder = Path(os.environ.get("LDL_DATA", "")) / name
+    if os.environ.get("LDL_DATA") and (folder / "train").is_dir():
+        return folder
+    message = (
+        f"needs the sample photos {name}/: set LDL_DATA to a folder that holds it "
+        "(e.g. LDL_DATA=../shared/data make test)"
+    )
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def cats_and_dogs_sample() -> Path:
+    return samples_or_skip("cats_and_dogs_sample")
