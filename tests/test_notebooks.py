@@ -1,0 +1,57 @@
+"""Every lesson notebook runs in the smoke profile, and its measured claim holds.
+
+The notebooks run once per session through ``ldl.course.execute_all`` (papermill), the same
+code path as the instructor's ``make execute-all``; the tests then read the report.
+(``pytest`` also collects the notebooks themselves with nbval in lax mode.)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ldl.course import execute_all
+from tests.conftest import ROOT, samples_or_skip
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+pytestmark = pytest.mark.notebook
+
+
+@pytest.fixture(scope="session")
+def smoke_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    build = tmp_path_factory.mktemp("build")
+    execute_all(NOTEBOOKS, profile="smoke", build_dir=build, cell_timeout=600, html=True)
+    return json.loads((build / "report.json").read_text())
+
+
+def test_there_are_lessons() -> None:
+    assert NOTEBOOKS, "no notebooks/NN_*.ipynb found"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_in_smoke_profile(notebook: Path, smoke_report: dict) -> None:
+    result = smoke_report["notebooks"][notebook.stem]
+    assert result["status"] == "ok", f"{notebook.name} failed: {result['error']}"
+    assert Path(result["output"]).exists() and Path(result["html"]).exists()
+    assert result["metrics"], f"{notebook.name} recorded no lesson metric with ldl.report"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_clean(notebook: Path) -> None:
+    cells = json.loads(notebook.read_text())["cells"]
+    assert not any(c.get("outputs") or c.get("execution_count") for c in cells), "strip outputs before committing"
+    parameters = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(parameters) == 1 and 'PROFILE = "auto"' in "".join(parameters[0]["source"])
+
+
+def test_lesson0_scratch_cnn_overfits_on_real_photos(smoke_report: dict) -> None:
+    samples_or_skip("cats_and_dogs_sample")
+    metrics = smoke_report["notebooks"]["00_recap_cnn_from_scratch"]["metrics"]
+    assert metrics["dataset"] == "cats_and_dogs_sample"
+    assert metrics["train_val_gap"] == pytest.approx(metrics["train_acc"] - metrics["val_acc"])
+    # The lesson's claim: the network memorises its training photos.
+    assert metrics["train_val_gap"] >= 0.15, metrics
+    assert metrics["val_acc"] > 0.55, "the network should still learn something that generalises"
