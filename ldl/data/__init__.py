@@ -1,0 +1,37 @@
+"""Data for the lessons: named datasets, robust image folders, and the fast tensor path.
+
+The calls a notebook makes::
+
+    from ldl.data import make_loaders, load_index
+    loaders = make_loaders(profile)                 # train/val loaders sized by the profile
+    index = load_index("cats_and_dogs", "train")    # the files of one split
+"""
+
+from ldl.data.batch_augment import BatchAugment
+from ldl.data.cache import TensorCache, build_tensor_cache
+from ldl.data.folders import RobustImageDataset, UnreadableImage, load_rgb
+from ldl.data.index import ImageIndex, index_image_folder
+from ldl.data.loader import DeviceLoader
+from ldl.data.pipeline import Loaders, make_loaders, per_sample_transform
+from ldl.data.registry import REGISTRY, DatasetUnavailable, data_dir, dataset_status, load_index, prepare
+
+__all__ = [
+    "REGISTRY",
+    "BatchAugment",
+    "DatasetUnavailable",
+    "DeviceLoader",
+    "ImageIndex",
+    "Loaders",
+    "RobustImageDataset",
+    "TensorCache",
+    "UnreadableImage",
+    "build_tensor_cache",
+    "data_dir",
+    "dataset_status",
+    "index_image_folder",
+    "load_index",
+    "load_rgb",
+    "make_loaders",
+    "per_sample_transform",
+    "prepare",
+]
