@@ -1,0 +1,28 @@
+"""Training: the Trainer, its callbacks, metrics, checkpoints and History.
+
+    from ldl.train import Trainer, EarlyStopping
+    history = Trainer(model, callbacks=[EarlyStopping()]).fit(train_loader, val_loader, epochs=10)
+"""
+
+from ldl.train.callbacks import Callback, CancelFit, EarlyStopping, ModelCheckpoint
+from ldl.train.checkpoint import load_checkpoint, load_weights, restore_rng_states, save_checkpoint, save_weights
+from ldl.train.history import History
+from ldl.train.metrics import MeanMeter, topk_accuracy, topk_correct
+from ldl.train.trainer import Trainer
+
+__all__ = [
+    "Callback",
+    "CancelFit",
+    "EarlyStopping",
+    "History",
+    "MeanMeter",
+    "ModelCheckpoint",
+    "Trainer",
+    "load_checkpoint",
+    "load_weights",
+    "restore_rng_states",
+    "save_checkpoint",
+    "save_weights",
+    "topk_accuracy",
+    "topk_correct",
+]

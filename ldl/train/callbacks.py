@@ -1,0 +1,151 @@
+"""Callbacks: code that watches a fit at named moments, without editing the loop.
+
+The Trainer calls each callback's methods, in the order the callbacks were given, at
+these events (``trainer`` is the running Trainer; read ``trainer.epoch``,
+``trainer.logs``, ``trainer.batch_loss``, ``trainer.model``, ...)::
+
+    on_fit_start
+        on_epoch_start
+            after_backward      # every batch: gradients exist, the step has not happened
+            on_batch_end        # every batch: after optimizer.step()
+        on_epoch_end            # trainer.logs holds the epoch's numbers, already in history
+    on_fit_end                  # always, even when a callback stopped the fit
+
+To stop the fit, raise :class:`CancelFit` from any event: the Trainer catches it, records
+the message in ``trainer.stop_reason`` and still calls ``on_fit_end``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from ldl.train.checkpoint import save_checkpoint
+
+if TYPE_CHECKING:  # only for type hints: trainer.py imports this module
+    from ldl.train.trainer import Trainer
+
+
+class CancelFit(Exception):
+    """Raise it in a callback to stop the fit cleanly; its message becomes ``trainer.stop_reason``."""
+
+
+class Callback:
+    """Base class: every event does nothing. Override the ones you need."""
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """Before the first epoch."""
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        """Before the epoch's first batch."""
+
+    def after_backward(self, trainer: Trainer) -> None:
+        """After ``loss.backward()``, before ``optimizer.step()``: inspect or clip gradients here.
+
+        With fp16 mixed precision the gradients are still scaled: call
+        ``trainer.scaler.unscale_(trainer.optimizer)`` before clipping them.
+        """
+
+    def on_batch_end(self, trainer: Trainer) -> None:
+        """After the optimizer step. ``trainer.batch_loss`` is the batch's loss (a tensor)."""
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        """After training and validation. ``trainer.logs`` holds the epoch's numbers."""
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        """After the last epoch, or after a :class:`CancelFit`."""
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs; restore the best weights.
+
+    Args:
+        monitor: a key of ``trainer.logs``, e.g. ``"val_loss"`` or ``"top1_acc"``.
+        mode: ``"min"`` if lower is better (a loss), ``"max"`` if higher is (an accuracy).
+        patience: how many epochs in a row without improvement end the fit.
+        min_delta: an improvement smaller than this does not count.
+        restore_best: at the end of the fit, load the weights of the best epoch.
+
+    After the fit, ``best_epoch`` and ``best_value`` tell which epoch won.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        mode: str = "min",
+        patience: int = 3,
+        min_delta: float = 0.0,
+        restore_best: bool = True,
+    ) -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' (for a loss) or 'max' (for an accuracy); got {mode!r}.")
+        if patience < 1:
+            raise ValueError(f"patience must be at least 1 epoch; got {patience}.")
+        self.monitor, self.mode, self.patience = monitor, mode, patience
+        self.min_delta, self.restore_best = min_delta, restore_best
+        self._reset()
+
+    def _reset(self) -> None:
+        self.best_value = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch: int | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.bad_epochs = 0
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self._reset()  # the same callback can watch several fits
+
+    def _improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best_value - self.min_delta
+        return value > self.best_value + self.min_delta
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if self.monitor not in trainer.logs:
+            raise KeyError(
+                f"EarlyStopping monitors {self.monitor!r} but the epoch logs only have "
+                f"{sorted(trainer.logs)}. Pass val_loader to fit() for val_* metrics, or change monitor."
+            )
+        value = trainer.logs[self.monitor]
+        if self._improved(value):
+            self.best_value, self.best_epoch, self.bad_epochs = value, trainer.epoch, 0
+            # A copy on the CPU: the model's own tensors keep changing in place as training
+            # goes on, and a copy on the GPU would take GPU memory the training needs.
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in trainer.model.state_dict().items()}
+            return
+        self.bad_epochs += 1
+        if self.bad_epochs >= self.patience:
+            raise CancelFit(
+                f"early stopping: {self.monitor} did not improve for {self.patience} epochs "
+                f"(best {self.best_value:.4f} at epoch {self.best_epoch})"
+            )
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self.restore_best and self.best_state is not None:
+            trainer.model.load_state_dict(self.best_state)  # copies into the model's tensors, on its device
+
+
+class ModelCheckpoint(Callback):
+    """Save a resumable checkpoint to ``path`` every ``save_every`` epochs (overwriting it, atomically).
+
+    Resume with ``trainer.fit(..., epochs=total, resume_from=path)``.
+    """
+
+    def __init__(self, path: str | Path, save_every: int = 1) -> None:
+        if save_every < 1:
+            raise ValueError(f"save_every must be at least 1 epoch; got {save_every}.")
+        self.path, self.save_every = Path(path), save_every
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if trainer.epoch % self.save_every == 0 or trainer.epoch == trainer.epochs:
+            save_checkpoint(
+                self.path,
+                model=trainer.model,
+                optimizer=trainer.optimizer,
+                scheduler=trainer.scheduler,
+                epoch=trainer.epoch,
+                history=trainer.history,
+                scaler=trainer.scaler,
+            )

@@ -1,0 +1,176 @@
+"""History: what happened in each epoch of a fit, as plain numbers.
+
+>>> history = History()
+>>> history.append({"epoch": 1, "train_loss": 0.9, "val_loss": 0.8})
+>>> history.append({"epoch": 2, "train_loss": 0.5, "val_loss": 0.6})
+>>> history["val_loss"]
+[0.8, 0.6]
+>>> history.best("val_loss", mode="min")["epoch"]
+2
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+# Which keys go on which panel of History.plot(): (title, keys drawn there).
+PLOT_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("loss", ("train_loss", "val_loss")),
+    ("accuracy", ("train_accuracy", "top1_acc", "top5_acc")),
+)
+
+
+def _plain(value: Any) -> Any:
+    """A Python int/float instead of a 0-d tensor or numpy scalar, so it pickles as plain data."""
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    return value
+
+
+class History:
+    """One dict per epoch, e.g. ``{"epoch": 3, "train_loss": 0.98, "val_loss": 0.43, ...}``.
+
+    ``history["val_loss"]`` gives one value per epoch (``nan`` for an epoch without it),
+    ``history[-1]`` the last epoch's dict, ``len(history)`` the number of epochs.
+    """
+
+    def __init__(self, epochs: Iterable[Mapping[str, Any]] = ()) -> None:
+        self.epochs: list[dict[str, Any]] = []
+        for logs in epochs:
+            self.append(logs)
+
+    def append(self, logs: Mapping[str, Any]) -> None:
+        """Add one epoch's numbers (copied, so later changes to ``logs`` do not leak in)."""
+        self.epochs.append({key: _plain(value) for key, value in logs.items()})
+
+    def keys(self) -> list[str]:
+        """Every key seen in any epoch, in the order first seen."""
+        seen: dict[str, None] = {}
+        for logs in self.epochs:
+            seen.update(dict.fromkeys(logs))
+        return list(seen)
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def __getitem__(self, key: str | int) -> list[float] | dict[str, Any]:
+        if isinstance(key, int):
+            return self.epochs[key]
+        if key not in self.keys():
+            raise KeyError(f"History has no {key!r}; it has {self.keys()}.")
+        return [logs.get(key, math.nan) for logs in self.epochs]
+
+    def best(self, key: str, mode: str = "min") -> dict[str, Any]:
+        """The epoch's dict with the lowest (``mode="min"``) or highest (``"max"``) ``key``."""
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max'; got {mode!r}.")
+        candidates = [logs for logs in self.epochs if key in logs and not math.isnan(logs[key])]
+        if not candidates:
+            raise KeyError(f"No epoch has a value for {key!r}; keys are {self.keys()}.")
+        choose = min if mode == "min" else max
+        return choose(candidates, key=lambda logs: logs[key])
+
+    # --- saving: plain lists, so a checkpoint loads with torch.load(weights_only=True) ---
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        """Columns ``{key: [value per epoch, None where missing]}`` (fits ``pandas.DataFrame``)."""
+        return {key: [logs.get(key) for logs in self.epochs] for key in self.keys()}
+
+    @classmethod
+    def from_dict(cls, columns: Mapping[str, Sequence[Any]]) -> History:
+        """Rebuild a History from :meth:`to_dict`'s columns."""
+        lengths = {len(values) for values in columns.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"History columns must have equal lengths; got lengths {sorted(lengths)}.")
+        num_epochs = lengths.pop() if lengths else 0
+        rows = [
+            {key: values[i] for key, values in columns.items() if values[i] is not None}
+            for i in range(num_epochs)
+        ]
+        return cls(rows)
+
+    # --- showing ---
+
+    def plot(self, keys: Sequence[str] | None = None, ax: Axes | Sequence[Axes] | None = None) -> Figure:
+        """Learning curves: loss and accuracy side by side, train vs validation.
+
+        Args:
+            keys: draw only these keys, on a single panel. Default: a loss panel
+                (``train_loss``, ``val_loss``) and an accuracy panel (``train_accuracy``,
+                ``top1_acc``, ``top5_acc``), with the keys this history has.
+            ax: where to draw: one Axes per panel (a single Axes when there is one panel).
+                Default: a new figure.
+
+        Returns:
+            The matplotlib Figure. It is built without pyplot, so in a notebook it shows
+            when it is a cell's last expression (or with ``display(fig)``), exactly once.
+        """
+        if not self.epochs:
+            raise ValueError("History is empty: nothing to plot yet (fit for at least one epoch).")
+        if keys is None:
+            panels = [(title, [k for k in names if k in self.keys()]) for title, names in PLOT_PANELS]
+            panels = [(title, names) for title, names in panels if names]
+        else:
+            missing = [k for k in keys if k not in self.keys()]
+            if missing:
+                raise KeyError(f"History has no {missing}; it has {self.keys()}.")
+            panels = [("", list(keys))]
+
+        if ax is None:
+            fig = Figure(figsize=(5 * len(panels), 3.5), layout="constrained")
+            axes = [fig.add_subplot(1, len(panels), i + 1) for i in range(len(panels))]
+        else:
+            axes = [ax] if isinstance(ax, Axes) else list(ax)
+            if len(axes) != len(panels):
+                raise ValueError(f"plot() draws {len(panels)} panel(s) but got {len(axes)} Axes.")
+            fig = axes[0].get_figure()
+
+        epochs = self["epoch"] if "epoch" in self.keys() else list(range(1, len(self) + 1))
+        for axis, (title, names) in zip(axes, panels):
+            for name in names:
+                style = "--" if name.startswith("train") else "-"  # dashed: training data
+                axis.plot(epochs, self[name], style, marker="o", markersize=3, label=name)
+            axis.set_xlabel("epoch")
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.25
+            axis.set_title(title)
+            axis.grid(alpha=0.3)
+            axis.legend()
+        return fig
+
+    def _rows_as_text(self) -> tuple[list[str], list[list[str]]]:
+        keys = self.keys()
+        rows = [[_format(logs.get(key)) for key in keys] for logs in self.epochs]
+        return keys, rows
+
+    def to_table(self) -> str:
+        """A plain-text table, one line per epoch."""
+        keys, rows = self._rows_as_text()
+        widths = [max([len(k)] + [len(row[i]) for row in rows]) for i, k in enumerate(keys)]
+        lines = ["  ".join(k.rjust(w) for k, w in zip(keys, widths))]
+        lines += ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """The table Jupyter shows when a History is a cell's last expression."""
+        keys, rows = self._rows_as_text()
+        head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+        body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def __repr__(self) -> str:
+        return f"History({len(self)} epochs; keys: {', '.join(self.keys())})"
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}"
+    return str(value)

@@ -1,0 +1,295 @@
+"""Trainer: the training loop of the course, small enough to read in one screen.
+
+>>> trainer = Trainer(model)                      # Adam(lr=1e-3), cross-entropy, GPU if any
+>>> history = trainer.fit(train_loader, val_loader, epochs=12)
+Epoch 1/12 - 4.1s - train_loss: 0.69 - train_accuracy: 0.50 - val_loss: ... - top1_acc: ... - top5_acc: 1.00
+>>> history.plot()
+
+A fit is epochs of batches. Read :meth:`Trainer.fit` and :meth:`Trainer.train_one_epoch`:
+everything else is helpers. Callbacks (see ``ldl.train.callbacks``) watch named events
+and may stop the fit by raising ``CancelFit``.
+
+A loader is anything iterable that yields ``(x, y)`` batches: ``x`` the inputs, e.g.
+``(B, 3, H, W)`` float32, ``y`` either ``(B,)`` int64 class indices or ``(B, C)`` soft
+targets (MixUp, label smoothing). A ``torch.utils.data.DataLoader`` is one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ldl.train.callbacks import Callback, CancelFit
+from ldl.train.checkpoint import load_checkpoint, restore_rng_states
+from ldl.train.history import History
+from ldl.train.metrics import MeanMeter, topk_accuracy
+
+# The keys of the one line printed per epoch, in the order the course slides show them.
+EPOCH_LINE_KEYS = ("train_loss", "train_accuracy", "val_loss", "top1_acc", "top5_acc")
+POSTFIX_EVERY_S = 1.0  # refresh the running loss on the progress bar at most once a second
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` gives CUDA when a GPU is available, else the CPU; anything else is used as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_amp_dtype(mixed_precision: bool | str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for full float32.
+
+    ``"auto"``: on CUDA, bfloat16 where the GPU supports it (Ampere and newer), else float16;
+    off on the CPU, where float32 is usually as fast. ``True`` is ``"auto"`` but insists
+    on a GPU; ``"bf16"``/``"fp16"`` choose; ``False`` turns it off.
+    """
+    choices = ("auto", True, False, "bf16", "fp16")
+    if mixed_precision not in choices:
+        raise ValueError(f"mixed_precision must be one of {choices}; got {mixed_precision!r}.")
+    if mixed_precision is False or (mixed_precision == "auto" and device.type != "cuda"):
+        return None
+    if device.type != "cuda":
+        raise ValueError(
+            f"mixed_precision={mixed_precision!r} needs a CUDA device, but the device is {device}. "
+            "Use mixed_precision='auto' (off on the CPU) or False."
+        )
+    if mixed_precision == "fp16":
+        return torch.float16
+    # Ampere GPUs and newer (compute capability 8.0+) do bfloat16 in hardware; a T4 (7.5) does not.
+    if mixed_precision == "bf16" or torch.cuda.get_device_capability(device)[0] >= 8:
+        return torch.bfloat16
+    return torch.float16
+
+
+class Trainer:
+    """Fits a classifier; callbacks read the public attributes below while it runs.
+
+    Args:
+        model: the network, moved to ``device``.
+        optimizer: default ``torch.optim.Adam(model.parameters(), lr=1e-3)``.
+        loss_fn: default ``nn.CrossEntropyLoss()`` (takes class indices or soft targets).
+        scheduler: a learning-rate scheduler, stepped after every epoch, or after every
+            batch with ``scheduler_step="batch"`` (e.g. OneCycleLR). ReduceLROnPlateau is
+            given ``val_loss`` (``train_loss`` without validation).
+        device: ``"auto"`` (CUDA if available, else CPU), or e.g. ``"cpu"``, ``"cuda:1"``.
+        mixed_precision: see :func:`resolve_amp_dtype`. float16 uses a GradScaler.
+        callbacks: :class:`~ldl.train.callbacks.Callback` objects, called in this order.
+        progress: show a progress bar over each epoch's batches.
+        verbose: print one line per epoch.
+
+    Attributes: ``model, optimizer, scheduler, loss_fn, device, scaler, callbacks, epoch``
+    (1-based), ``epochs``, ``history``, ``batch_loss`` (the last batch's loss tensor),
+    ``logs`` (the current epoch's numbers), ``stop_reason`` (why the last fit ended).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        optimizer: torch.optim.Optimizer | None = None,
+        loss_fn: nn.Module | None = None,
+        scheduler: Any | None = None,
+        scheduler_step: str = "epoch",
+        device: str | torch.device = "auto",
+        mixed_precision: bool | str = "auto",
+        callbacks: Sequence[Callback] = (),
+        progress: bool = True,
+        verbose: bool = True,
+    ) -> None:
+        if scheduler_step not in ("epoch", "batch"):
+            raise ValueError(f"scheduler_step must be 'epoch' or 'batch'; got {scheduler_step!r}.")
+        self.device = resolve_device(device)
+        self.model = model.to(self.device)
+        self.optimizer = optimizer if optimizer is not None else torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
+        self.scheduler, self.scheduler_step = scheduler, scheduler_step
+        self.amp_dtype = resolve_amp_dtype(mixed_precision, self.device)
+        # float16 has so few exponent bits that small gradients round to zero: the scaler
+        # multiplies the loss before backward() and divides the gradients before step().
+        # Disabled (bfloat16, float32), its methods pass everything through unchanged.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.callbacks = list(callbacks)
+        self.progress, self.verbose = progress, verbose
+        self.history = History()
+        self.epoch, self.epochs = 0, 0
+        self.batch_loss: Tensor | None = None
+        self.logs: dict[str, float] = {}
+        self.stop_reason: str | None = None
+        self._last_postfix_time = 0.0
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(
+        self,
+        train_loader: Iterable,
+        val_loader: Iterable | None = None,
+        epochs: int = 1,
+        resume_from: str | Path | None = None,
+    ) -> History:
+        """Train for ``epochs`` epochs in total; return the History (one dict per epoch).
+
+        ``resume_from``: a checkpoint written by ``ModelCheckpoint``; the fit goes on from
+        the epoch after it, with the model, optimizer, scheduler, random generators and
+        history as they were, up to ``epochs`` in total. Otherwise each call starts a new
+        History at epoch 1, and goes on training the model as it is.
+        """
+        if epochs < 1:
+            raise ValueError(f"epochs must be at least 1; got {epochs}.")
+        if hasattr(train_loader, "__len__") and len(train_loader) == 0:
+            raise ValueError("train_loader yields no batches: is the dataset empty, or is drop_last=True "
+                             "with fewer samples than batch_size?")
+        self.epochs, self.stop_reason = epochs, None
+        self.history = History()
+        first_epoch = 1 if resume_from is None else self._resume(resume_from) + 1
+        self._call("on_fit_start")
+        try:
+            for self.epoch in range(first_epoch, epochs + 1):
+                self._call("on_epoch_start")
+                start = time.perf_counter()
+                lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
+                self.logs = {"epoch": self.epoch, **self.train_one_epoch(train_loader)}
+                if val_loader is not None:
+                    self.logs.update(self.evaluate(val_loader))
+                self.logs["lr"] = lr
+                if self.scheduler is not None and self.scheduler_step == "epoch":
+                    self._step_scheduler_per_epoch()
+                self.logs["seconds"] = time.perf_counter() - start
+                self.history.append(self.logs)
+                if self.verbose:
+                    print(self.epoch_line(), flush=True)
+                self._call("on_epoch_end")
+            self.stop_reason = f"finished {epochs} epochs"
+        except CancelFit as stop:
+            self.stop_reason = str(stop) or "a callback raised CancelFit"
+        self._call("on_fit_end")  # runs after a CancelFit too: EarlyStopping restores weights here
+        return self.history
+
+    def train_one_epoch(self, loader: Iterable) -> dict[str, float]:
+        """One pass over ``loader``, updating the weights after every batch."""
+        # train(): dropout drops, and batch norm normalises with the batch's own statistics
+        # while updating its running averages. evaluate() switches both back with eval().
+        self.model.train()
+        loss_meter, accuracy_meter = MeanMeter(), MeanMeter()
+        bar = self._progress_bar(loader, f"Epoch {self.epoch}/{self.epochs}")
+        for x, y in bar:
+            # non_blocking: the copy to the GPU overlaps with compute (from pinned memory).
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            # backward() *adds* to .grad, so old gradients must go. set_to_none frees them
+            # instead of writing zeros: less memory traffic, and the next backward writes fresh.
+            self.optimizer.zero_grad(set_to_none=True)
+            with self._autocast():
+                logits = self.model(x)  # (B, C)
+                self.batch_loss = self.loss_fn(logits, y)
+            self.scaler.scale(self.batch_loss).backward()  # gradients of the loss w.r.t. each weight
+            self._call("after_backward")
+            self.scaler.step(self.optimizer)  # the update: w -= lr * (a function of the gradients)
+            self.scaler.update()
+            if self.scheduler is not None and self.scheduler_step == "batch":
+                self.scheduler.step()
+            # The metrics stay tensors on the device: no .item() here, so the CPU never
+            # waits for the GPU inside the loop (see ldl.train.metrics).
+            batch_size = y.shape[0]
+            loss_meter.update(self.batch_loss.detach(), batch_size)
+            accuracy_meter.update(topk_accuracy(logits.detach(), y, ks=(1,))[1], batch_size)
+            self._call("on_batch_end")
+            self._show_running_loss(bar, loss_meter)
+        return {"train_loss": loss_meter.compute(), "train_accuracy": accuracy_meter.compute()}
+
+    # torch.no_grad: no graph is recorded for backward, which saves the memory of every
+    # intermediate activation and the time to store them. Nothing is learnt here.
+    @torch.no_grad()
+    def evaluate(self, loader: Iterable) -> dict[str, float]:
+        """Loss and top-1/top-5 accuracy on ``loader``, without changing the model."""
+        self.model.eval()  # dropout off, batch norm uses its running averages: a deterministic model
+        loss_meter, top1_meter, top5_meter = MeanMeter(), MeanMeter(), MeanMeter()
+        for x, y in self._progress_bar(loader, "validating"):
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            with self._autocast():
+                logits = self.model(x)  # (B, C)
+                loss = self.loss_fn(logits, y)
+            accuracy = topk_accuracy(logits, y, ks=(1, 5))
+            loss_meter.update(loss, y.shape[0])
+            top1_meter.update(accuracy[1], y.shape[0])
+            top5_meter.update(accuracy[5], y.shape[0])
+        return {"val_loss": loss_meter.compute(), "top1_acc": top1_meter.compute(), "top5_acc": top5_meter.compute()}
+
+    @torch.no_grad()
+    def predict(self, loader: Iterable) -> Tensor:
+        """Logits ``(N, C)`` float32 on the CPU for every sample of ``loader`` (batches ``x`` or ``(x, y)``)."""
+        self.model.eval()
+        outputs = []
+        for batch in self._progress_bar(loader, "predicting"):
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            with self._autocast():
+                outputs.append(self.model(x.to(self.device, non_blocking=True)).float())
+        if not outputs:
+            raise ValueError("predict() got an empty loader: there is nothing to predict.")
+        return torch.cat(outputs).cpu()
+
+    # ------------------------------------------------------------------ helpers
+
+    def epoch_line(self) -> str:
+        """``Epoch 3/12 - 4.1s - train_loss: 0.98 - ... - top5_acc: 1.00`` for the current logs."""
+        parts = [f"Epoch {self.epoch}/{self.epochs}", f"{self.logs['seconds']:.1f}s"]
+        parts += [f"{key}: {self.logs[key]:.2f}" for key in EPOCH_LINE_KEYS if key in self.logs]
+        return " - ".join(parts)
+
+    def _resume(self, path: str | Path) -> int:
+        """Load a checkpoint into this Trainer; return the last finished epoch it holds."""
+        checkpoint = load_checkpoint(path, map_location=self.device)
+        has_scheduler = checkpoint["scheduler"] is not None
+        if has_scheduler != (self.scheduler is not None):
+            raise ValueError(
+                f"{path} was saved {'with' if has_scheduler else 'without'} a scheduler but this Trainer has "
+                f"{'one' if self.scheduler is not None else 'none'}: build the Trainer as for the first run."
+            )
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if checkpoint["scaler"] is not None and self.scaler.is_enabled():
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        self.history = History.from_dict(checkpoint["history"])
+        restore_rng_states(checkpoint)  # same shuffling and dropout masks as an uninterrupted fit
+        return checkpoint["epoch"]
+
+    def _call(self, event: str) -> None:
+        """Call method ``event`` (e.g. ``"on_epoch_end"``) of every callback, in order."""
+        for callback in self.callbacks:
+            getattr(callback, event)(self)
+
+    def _step_scheduler_per_epoch(self) -> None:
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(self.logs.get("val_loss", self.logs["train_loss"]))
+        else:
+            self.scheduler.step()
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed precision where enabled: matrix products in 16 bits, sums kept in float32."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _progress_bar(self, loader: Iterable, description: str) -> tqdm:
+        if not self.progress:
+            return tqdm(loader, disable=True)  # a plain pass-through
+        # leave=False: the bar disappears when done, leaving only the one line per epoch.
+        # tqdm redraws at most every 0.1 s (mininterval), so drawing costs next to nothing.
+        # Nothing else is set here, so TQDM_DISABLE=1 or TQDM_MININTERVAL=5 in the
+        # environment still apply (quiet CI logs).
+        return tqdm(loader, desc=description, leave=False)
+
+    def _show_running_loss(self, bar: tqdm, loss_meter: MeanMeter) -> None:
+        """Show the running loss on the bar, at most once a second (reading it waits for the GPU)."""
+        now = time.perf_counter()
+        if bar.disable or now - self._last_postfix_time < POSTFIX_EVERY_S:
+            return
+        self._last_postfix_time = now
+        bar.set_postfix(loss=f"{loss_meter.compute():.4f}", refresh=False)
