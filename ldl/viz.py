@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 
@@ -30,12 +31,12 @@ def denormalize(
     return (x * std_t + mean_t).clamp(0, 1)
 
 
-def _as_hwc(image: torch.Tensor) -> torch.Tensor:
-    """(3, H, W) float in [0, 1] or uint8 -> (H, W, 3) float on the CPU, for imshow."""
+def _as_hwc(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) float in [0, 1] or uint8 -> (H, W, 3) float NumPy array, for imshow."""
     image = image.detach().cpu()
     if image.dtype == torch.uint8:
         image = image.float() / 255
-    return image.permute(1, 2, 0).clamp(0, 1)
+    return image.permute(1, 2, 0).clamp(0, 1).numpy()
 
 
 def show_batch(

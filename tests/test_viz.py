@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torchvision.transforms import v2  # noqa: E402
+
+from ldl import viz  # noqa: E402
+from ldl.train.history import History  # noqa: E402
+
+
+def test_denormalize_inverts_normalize() -> None:
+    images = torch.rand(4, 3, 8, 8)
+    normalized = v2.Normalize(viz.IMAGENET_MEAN, viz.IMAGENET_STD)(images)
+    assert torch.allclose(viz.denormalize(normalized), images, atol=1e-6)
+
+
+def test_show_batch_titles_each_image_with_its_class() -> None:
+    images, labels = torch.randn(5, 3, 16, 16), torch.tensor([0, 1, 1, 0, 1])
+    fig = viz.show_batch(images, labels, ["cats", "dogs"], ncols=3)
+    titles = [ax.get_title() for ax in fig.axes if ax.images]
+    assert titles == ["cats", "dogs", "dogs", "cats", "dogs"]
+    assert len(fig.axes) == 6  # a 2 x 3 grid, the last cell left empty
+    shown = fig.axes[0].images[0].get_array()
+    assert shown.shape == (16, 16, 3) and shown.min() >= 0 and shown.max() <= 1
+    plt.close(fig)
+
+
+def test_show_batch_accepts_uint8_without_normalisation() -> None:
+    images = torch.full((2, 3, 4, 4), 255, dtype=torch.uint8)
+    fig = viz.show_batch(images, normalized=False)
+    assert fig.axes[0].images[0].get_array().max() == pytest.approx(1.0)
+    plt.close(fig)
+
+
+def overfitting_history() -> History:
+    return History(
+        {"epoch": e, "train_loss": 1 / e, "val_loss": 0.5 + e / 10, "train_accuracy": 0.5 + e / 10, "top1_acc": 0.6}
+        for e in range(1, 5)
+    )
+
+
+def test_plot_overfitting_shades_and_labels_the_final_gap() -> None:
+    fig = viz.plot_overfitting(overfitting_history())
+    ax_loss, ax_acc = fig.axes
+    assert [line.get_label() for line in ax_acc.lines] == ["train", "validation"]
+    assert any("gap 0.30" in text.get_text() for text in ax_acc.texts)
+    assert ax_acc.collections, "the gap between train and validation accuracy should be shaded"
+    plt.close(fig)
+
+
+def test_compare_histories_overlays_runs() -> None:
+    fig = viz.compare_histories({"a": overfitting_history(), "b": overfitting_history()}, key="val_loss")
+    assert [line.get_label() for line in fig.axes[0].lines] == ["a", "b"]
+    plt.close(fig)
