@@ -18,6 +18,8 @@ crashes in the middle of an epoch.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -64,16 +66,22 @@ def load_rgb(path: str | Path, draft_size: int | None = None) -> Image.Image:
         UnreadableImage: the file is empty, truncated, or not an image at all.
     """
     path = Path(path)
+    with _as_unreadable(path), Image.open(path) as image:
+        if draft_size is not None:
+            image.draft("RGB", (draft_size, draft_size))
+        # load() inside the with-block: decode now, while the file is open, so a
+        # truncated file fails here (PIL says "image file is truncated").
+        image.load()
+        return _to_rgb(image)
+
+
+@contextmanager
+def _as_unreadable(path: Path) -> Iterator[None]:
+    """Turn every way PIL can fail on a bad file into one :class:`UnreadableImage`."""
     try:
         if path.stat().st_size == 0:
             raise UnreadableImage(path, "empty file (0 bytes)")
-        with Image.open(path) as image:
-            if draft_size is not None:
-                image.draft("RGB", (draft_size, draft_size))
-            # load() inside the with-block: decode now, while the file is open, so a
-            # truncated file fails here (PIL says "image file is truncated").
-            image.load()
-            return _to_rgb(image)
+        yield
     except UnreadableImage:
         raise
     except UnidentifiedImageError:
@@ -114,17 +122,8 @@ def check_image(path: str | Path) -> None:
     the compressed data, so truncated files are caught, at a fraction of the full cost.
     """
     path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            raise UnreadableImage(path, "empty file (0 bytes)")
-        with Image.open(path) as image:
-            image.verify()
-    except UnreadableImage:
-        raise
-    except UnidentifiedImageError:
-        raise UnreadableImage(path, "not an image file (PIL cannot identify its format)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise UnreadableImage(path, f"{type(error).__name__}: {error}") from error
+    with _as_unreadable(path), Image.open(path) as image:
+        image.verify()
     # verify() leaves the image unusable, so decode from a fresh open.
     load_rgb(path, draft_size=1)
 
