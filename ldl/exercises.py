@@ -6,6 +6,11 @@ answer is correct, so a notebook can also ``assert`` it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import torch
+from torchvision.transforms import v2
+
 from ldl.models import feature_side
 
 
@@ -33,4 +38,74 @@ def check_flatten_size(answer: int, image_size: int = 150, channels: int = 128) 
     }
     print(hints.get(answer, f"Not quite ({answer}). Track the side through the blocks: {image_size} -> "
                             f"({image_size} - 2) // 2 -> ... four times, then multiply by the channels."))
+    return False
+
+
+def lesson1_target_pipeline() -> Callable[[torch.Tensor], torch.Tensor]:
+    """The hidden pipeline of lesson 1's "match this grid" exercise (no peeking in class!)."""
+    return v2.Compose([v2.RandomHorizontalFlip(p=1.0), v2.RandomEqualize(p=1.0)])
+
+
+def check_matching_pipeline(pipeline: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor) -> bool:
+    """Lesson 1: does ``pipeline`` turn ``image`` into exactly what the target pipeline makes?
+
+    Args:
+        pipeline: the student's transform, applied to a (3, H, W) uint8 image.
+        image: (3, H, W) uint8.
+    """
+    target = lesson1_target_pipeline()(image)
+    try:
+        produced = pipeline(image.clone())
+    except Exception as error:  # the student's code: report, don't crash the notebook
+        print(f"Your pipeline raised {type(error).__name__}: {error}. It receives a (3, H, W) uint8 tensor.")
+        return False
+    if not isinstance(produced, torch.Tensor) or produced.shape != target.shape:
+        print(f"The target keeps the shape {tuple(target.shape)} and dtype uint8; yours gave "
+              f"{getattr(produced, 'shape', type(produced).__name__)}. Leave out resizing, cropping and ToDtype.")
+        return False
+    if torch.equal(produced, target):
+        print("Correct: a horizontal flip and histogram equalisation (the order does not matter here).")
+        return True
+    hints = [
+        (v2.functional.horizontal_flip(image), "The mirror image is right; now the colours: the target's "
+         "histogram is spread over the whole 0-255 range. Which photometric transform does that?"),
+        (v2.functional.equalize(image), "The colours are right (equalisation); compare the left and right edges "
+         "of the target with the original."),
+        (v2.functional.equalize(v2.functional.vertical_flip(image)), "Right colours, wrong mirror: flip left-right, "
+         "not top-bottom."),
+    ]
+    for candidate, hint in hints:
+        if torch.equal(produced, candidate):
+            print(hint)
+            return False
+    print("Not yet. Look at the target grid: what moved (geometry), and how did the colours change? "
+          "Use p=1.0 so each transform always applies.")
+    return False
+
+
+def check_cutmix_lambda(answer: float, box: tuple[int, int, int, int], image_size: tuple[int, int],
+                        sampled_lambda: float | None = None) -> bool:
+    """Lesson 1: the label weight of the *first* image after CutMix pasted ``box`` into it.
+
+    Args:
+        answer: the student's lambda.
+        box: ``(x1, y1, x2, y2)`` of the pasted patch, already clipped to the image.
+        image_size: ``(H, W)``.
+        sampled_lambda: the lambda drawn from the Beta distribution before the box was clipped.
+    """
+    height, width = image_size
+    pasted = (box[2] - box[0]) * (box[3] - box[1]) / (height * width)
+    correct = 1.0 - pasted
+    if abs(answer - correct) < 5e-3:
+        print(f"Correct: the patch covers {pasted:.3f} of the image, so the first image keeps {correct:.3f} "
+              "of the label.")
+        return True
+    if abs(answer - pasted) < 5e-3:
+        print("That is the share of the *pasted* image. Lambda is what is left of the first image: 1 - that.")
+    elif sampled_lambda is not None and abs(answer - sampled_lambda) < 5e-3:
+        print("That is the lambda drawn before the box was clipped at the border. The label must follow the "
+              "pixels actually pasted: count the box's area after clipping.")
+    else:
+        print(f"Not quite. Area of the box = (x2 - x1) * (y2 - y1); divide by H * W = {height} * {width}; "
+              "lambda = 1 - that fraction.")
     return False

@@ -40,3 +40,30 @@ def test_flatten_exercise_feedback(capsys: pytest.CaptureFixture[str]) -> None:
     assert "padding" in capsys.readouterr().out
     assert not check_flatten_size(7 * 7, image_size=150)
     assert "channels" in capsys.readouterr().out
+
+
+def test_matching_pipeline_exercise_gives_hints(capsys: pytest.CaptureFixture[str]) -> None:
+    from torchvision.transforms import v2
+
+    from ldl.exercises import check_matching_pipeline
+
+    # a dull, low-contrast image, so that equalisation visibly changes it
+    image = torch.randint(100, 140, (3, 12, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    assert check_matching_pipeline(v2.Compose([v2.RandomEqualize(p=1.0), v2.RandomHorizontalFlip(p=1.0)]), image)
+    assert not check_matching_pipeline(v2.RandomHorizontalFlip(p=1.0), image)
+    assert "colours" in capsys.readouterr().out.split("\n")[-2]
+    assert not check_matching_pipeline(v2.Compose([v2.RandomVerticalFlip(p=1.0), v2.RandomEqualize(p=1.0)]), image)
+    assert "wrong mirror" in capsys.readouterr().out
+    assert not check_matching_pipeline(v2.Resize(8), image)
+    assert "shape" in capsys.readouterr().out
+
+
+def test_cutmix_lambda_exercise(capsys: pytest.CaptureFixture[str]) -> None:
+    from ldl.exercises import check_cutmix_lambda
+
+    box, size = (0, 0, 32, 16), (64, 64)  # pastes 1/8 of the image
+    assert check_cutmix_lambda(0.875, box, size)
+    assert not check_cutmix_lambda(0.125, box, size)
+    assert "pasted" in capsys.readouterr().out.split("\n")[-2]
+    assert not check_cutmix_lambda(0.7, box, size, sampled_lambda=0.7)
+    assert "clipped" in capsys.readouterr().out
