@@ -48,7 +48,7 @@ def test_matching_pipeline_exercise_gives_hints(capsys: pytest.CaptureFixture[st
     from ldl.exercises import check_matching_pipeline
 
     # a dull, low-contrast image, so that equalisation visibly changes it
-    image = torch.randint(100, 140, (3, 12, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    image = torch.randint(100, 140, (3, 48, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     assert check_matching_pipeline(v2.Compose([v2.RandomEqualize(p=1.0), v2.RandomHorizontalFlip(p=1.0)]), image)
     assert not check_matching_pipeline(v2.RandomHorizontalFlip(p=1.0), image)
     assert "colours" in capsys.readouterr().out.split("\n")[-2]
