@@ -116,3 +116,90 @@ def compare_histories(histories: Mapping[str, "History"], key: str = "top1_acc")
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def plot_whitening(
+    images: torch.Tensor,
+    zca: "ldl.augment.statistics.ZCAWhitening",
+    epsilons: Sequence[float] = (1e-4, 1e-2, 1e-1),
+    *,
+    max_images: int = 6,
+    panel_size: float = 1.6,
+) -> Figure:
+    """Originals (top row) and their ZCA-whitened versions, one row per ``epsilon``.
+
+    Args:
+        images: ``(n, C, H, W)`` float in ``[0, 1]``, at the size ``zca`` was fitted on.
+        zca: a fitted :class:`ldl.augment.ZCAWhitening`; each row uses
+            ``zca.with_epsilon(epsilon)``, so no refit is needed.
+
+    Whitened values have no fixed range, so each whitened image is shown with 0 as mid-gray
+    and its largest absolute value as black or white: what matters is where the edges are.
+    """
+    images = images[:max_images].detach().cpu()
+    count = len(images)
+    nrows = 1 + len(epsilons)
+    fig, axes = plt.subplots(nrows, count, figsize=(panel_size * count, panel_size * nrows), squeeze=False)
+    for j in range(count):
+        axes[0, j].imshow(_as_hwc(images[j]))
+    axes[0, 0].set_title("original", fontsize=9, loc="left")
+    for row, epsilon in enumerate(epsilons, start=1):
+        white = zca.with_epsilon(epsilon).transform(images.float())  # (n, C, H, W)
+        peak = white.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+        shown = white / (2 * peak) + 0.5  # 0 -> gray, +-peak -> white/black
+        for j in range(count):
+            axes[row, j].imshow(_as_hwc(shown[j]))
+        axes[row, 0].set_title(f"whitened, epsilon={epsilon:g}", fontsize=9, loc="left")
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def show_mixed_batch(
+    images: torch.Tensor,
+    soft_labels: torch.Tensor,
+    classes: Sequence[str],
+    *,
+    normalized: bool = True,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    max_images: int = 16,
+    ncols: int = 8,
+    min_weight: float = 0.005,
+    title: str | None = None,
+) -> Figure:
+    """A mixed batch (MixUp, CutMix, Mosaic), each image titled by its soft label.
+
+    Titles read like ``cats 0.63 / dogs 0.37``: the classes with a weight of at least
+    ``min_weight``, largest first.
+
+    Args:
+        images: ``(B, 3, H, W)`` float (normalised when ``normalized``) or uint8.
+        soft_labels: ``(B, K)`` float, rows summing to 1.
+        classes: the ``K`` class names.
+    """
+    if soft_labels.ndim != 2 or soft_labels.shape[1] != len(classes):
+        raise ValueError(
+            f"soft_labels must be (B, {len(classes)}), one weight per class name, got {tuple(soft_labels.shape)}."
+        )
+    images = images[:max_images].detach().cpu()
+    soft_labels = soft_labels[:max_images].detach().cpu().float()
+    if normalized and images.dtype != torch.uint8:
+        images = denormalize(images, mean, std)
+    count = len(images)
+    ncols = min(ncols, count)
+    nrows = -(-count // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 2.0 * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= count:
+            continue
+        ax.imshow(_as_hwc(images[i]))
+        weights, order = soft_labels[i].sort(descending=True)
+        parts = [f"{classes[int(k)]} {float(w):.2f}" for w, k in zip(weights, order) if float(w) >= min_weight]
+        ax.set_title(" / ".join(parts), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
