@@ -92,17 +92,37 @@ def plot_overfitting(history: "History", title: str = "Learning curves") -> Figu
     ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
     ax_loss.legend()
 
-    train_acc, val_acc = history["train_accuracy"], history["top1_acc"]
-    ax_acc.plot(epochs, train_acc, "o-", label="train")
-    ax_acc.plot(epochs, val_acc, "o-", label="validation")
-    ax_acc.fill_between(epochs, val_acc, train_acc, where=[t >= v for t, v in zip(train_acc, val_acc)],
-                        alpha=0.2, color="tab:red", label="gap (overfitting)")
-    gap = train_acc[-1] - val_acc[-1]
-    ax_acc.annotate(f"gap {gap:.2f}", xy=(epochs[-1], (train_acc[-1] + val_acc[-1]) / 2),
-                    xytext=(-60, 0), textcoords="offset points", color="tab:red")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy", ylim=(0, 1.02))
-    ax_acc.legend(loc="lower right")
+    _plot_accuracy_gap(ax_acc, history, "Accuracy")
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _plot_accuracy_gap(ax: plt.Axes, history: "History", title: str) -> None:
+    """Train and validation accuracy on ``ax``, the gap between them shaded and its final value written."""
+    epochs = history["epoch"]
+    train_acc, val_acc = history["train_accuracy"], history["top1_acc"]
+    ax.plot(epochs, train_acc, "o-", label="train")
+    ax.plot(epochs, val_acc, "o-", label="validation")
+    ax.fill_between(epochs, val_acc, train_acc, where=[t >= v for t, v in zip(train_acc, val_acc)],
+                    alpha=0.2, color="tab:red", label="gap (overfitting)")
+    gap = train_acc[-1] - val_acc[-1]
+    ax.annotate(f"gap {gap:.2f}", xy=(epochs[-1], (train_acc[-1] + val_acc[-1]) / 2),
+                xytext=(-60, 0), textcoords="offset points", color="tab:red")
+    ax.set(xlabel="epoch", ylabel="accuracy", title=title, ylim=(0, 1.02))
+    ax.legend(loc="lower right")
+
+
+def compare_gaps(histories: Mapping[str, "History"], title: str | None = None) -> Figure:
+    """One accuracy panel per run, side by side on the same axes, each with its gap shaded.
+
+    E.g. ``compare_gaps({"without augmentation": h1, "with augmentation": h2})``.
+    """
+    fig, axes = plt.subplots(1, len(histories), figsize=(5.5 * len(histories), 4), sharey=True, squeeze=False)
+    for ax, (name, history) in zip(axes.flat, histories.items()):
+        _plot_accuracy_gap(ax, history, name)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 

@@ -57,3 +57,10 @@ def test_compare_histories_overlays_runs() -> None:
     fig = viz.compare_histories({"a": overfitting_history(), "b": overfitting_history()}, key="val_loss")
     assert [line.get_label() for line in fig.axes[0].lines] == ["a", "b"]
     plt.close(fig)
+
+
+def test_compare_gaps_draws_one_shaded_panel_per_run() -> None:
+    fig = viz.compare_gaps({"without": overfitting_history(), "with": overfitting_history()})
+    assert [ax.get_title() for ax in fig.axes] == ["without", "with"]
+    assert all(ax.collections and any("gap" in t.get_text() for t in ax.texts) for ax in fig.axes)
+    plt.close(fig)
