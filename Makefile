@@ -30,6 +30,8 @@ execute-all: $(VENV)/.installed
 benchmarks: $(VENV)/.installed
 	$(PY) benchmarks/trainer_overhead.py
 	$(PY) benchmarks/data_path.py
+	$(PY) benchmarks/offline_vs_on_the_fly.py
+	$(PY) benchmarks/playground_redraw.py
 
 clean-build:
 	rm -rf $(BUILD)

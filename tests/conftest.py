@@ -10,9 +10,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # Set before anything imports matplotlib or starts a kernel: nbval and papermill kernels
-# inherit this process's environment, so notebooks run in the smoke profile, headless.
+# inherit this process's environment, so notebooks run in the smoke profile.
 os.environ.setdefault("LDL_PROFILE", "smoke")
-os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("LDL_CACHE", str(ROOT / "build" / "test-cache"))
 os.environ.setdefault("TQDM_MININTERVAL", "10")
 

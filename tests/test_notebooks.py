@@ -55,3 +55,13 @@ def test_lesson0_scratch_cnn_overfits_on_real_photos(smoke_report: dict) -> None
     # The lesson's claim: the network memorises its training photos.
     assert metrics["train_val_gap"] >= 0.15, metrics
     assert metrics["val_acc"] > 0.55, "the network should still learn something that generalises"
+
+
+def test_lesson1_augmentation_at_least_halves_the_gap(smoke_report: dict) -> None:
+    samples_or_skip("cats_and_dogs_sample")
+    metrics = smoke_report["notebooks"]["01_data_augmentation"]["metrics"]
+    assert metrics["dataset"] == "cats_and_dogs_sample"
+    # Same network, photos, seed and epochs: the plain run overfits ...
+    assert metrics["gap_without_aug"] >= 0.15, metrics
+    # ... and augmentation at least halves the train/validation gap.
+    assert metrics["gap_with_aug"] <= 0.5 * metrics["gap_without_aug"], metrics
