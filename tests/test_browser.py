@@ -246,20 +246,21 @@ def test_moving_a_slider_redraws_the_grid_in_jupyterlab(chromium: str, tmp_path:
             before_src = grid.get_attribute("src")
             before = grid.screenshot(path=str(ARTIFACTS / "playground-before.png"))
 
+            readout = page.locator(".ldl-control-degrees .widget-readout")
+            target_degrees = round(float(readout.inner_text().strip())) + KEY_PRESSES
             handle = page.locator(DEGREES_HANDLE)
             handle.focus()
             for _ in range(KEY_PRESSES):
                 handle.press("ArrowRight")
-            readout = page.locator(".ldl-control-degrees .widget-readout")
-            wait_or_fail(page, f"the rotation slider did not move to {KEY_PRESSES}",
+            wait_or_fail(page, f"the rotation slider did not move to {target_degrees}",
                          lambda: page.wait_for_function(
                              "([el, text]) => el.innerText.trim() === text",
-                             arg=[readout.element_handle(), str(KEY_PRESSES)], timeout=REDRAW_SECONDS * 1000), log)
+                             arg=[readout.element_handle(), str(target_degrees)], timeout=REDRAW_SECONDS * 1000), log)
             code = page.locator(".ldl-code textarea")
             wait_or_fail(page, "the code box never showed the new rotation",
                          lambda: page.wait_for_function(
                              "([el, text]) => el.value.includes(text)",
-                             arg=[code.element_handle(), f"degrees={KEY_PRESSES}"], timeout=REDRAW_SECONDS * 1000), log)
+                             arg=[code.element_handle(), f"degrees={target_degrees}"], timeout=REDRAW_SECONDS * 1000), log)
             wait_or_fail(page, "the kernel stayed busy after the slider moved",
                          lambda: page.wait_for_function(KERNEL_IDLE, timeout=REDRAW_SECONDS * 1000), log)
             page.wait_for_timeout(500)  # the last picture reaches the page after the kernel is idle
