@@ -109,3 +109,37 @@ def check_cutmix_lambda(answer: float, box: tuple[int, int, int, int], image_siz
         print(f"Not quite. Area of the box = (x2 - x1) * (y2 - y1); divide by H * W = {height} * {width}; "
               "lambda = 1 - that fraction.")
     return False
+
+
+def check_dropout_scale(answer: float, p: float) -> bool:
+    """Lesson 2: by what factor does inverted dropout multiply the surviving activations?"""
+    correct = 1 / (1 - p)
+    if abs(answer - correct) < 1e-3:
+        print(f"Correct: 1 / (1 - {p}) = {correct:.3f}, so the expected activation stays the same and "
+              "evaluation needs no rescaling.")
+        return True
+    if abs(answer - (1 - p)) < 1e-3:
+        print("That is the factor classic (non-inverted) dropout applies at *evaluation*; inverted dropout "
+              "scales up the survivors at training time instead.")
+    elif abs(answer - 1 / p) < 1e-3:
+        print(f"Careful: p = {p} is the probability to *drop*; the survivors are a fraction 1 - p.")
+    else:
+        print("Not quite. A fraction 1 - p of the activations survive; to keep the expected sum unchanged, "
+              "by what must each survivor be multiplied?")
+    return False
+
+
+def check_batchnorm_sizes(learned: int, buffers: int, channels: int) -> bool:
+    """Lesson 2: how many learned parameters and running-statistic numbers has BatchNorm2d(channels)?"""
+    ok_learned, ok_buffers = learned == 2 * channels, buffers == 2 * channels
+    if ok_learned and ok_buffers:
+        print(f"Correct: gamma and beta ({2 * channels} learned), running mean and variance ({2 * channels} "
+              "numbers updated by averaging, not by gradients).")
+        return True
+    if not ok_learned:
+        print(f"Learned parameters: one scale (gamma) and one shift (beta) per channel. {learned} is not "
+              f"2 x {channels}.")
+    if not ok_buffers:
+        print("Buffers: the running mean and the running variance, one of each per channel (the step "
+              "counter num_batches_tracked does not count here).")
+    return False

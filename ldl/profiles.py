@@ -43,6 +43,9 @@ class Profile:
         num_workers: DataLoader worker processes for the per-sample pipeline.
         device: ``"cuda"`` or ``"cpu"``.
         models: backbones a lesson may use in this profile, smallest first.
+        grid_widths: conv widths of the recap CNN when a lesson trains a grid of
+            configurations (lesson 2 trains nine), so the whole grid fits the budget.
+        grid_hidden: units of its dense layer in that case.
     """
 
     name: str
@@ -56,6 +59,8 @@ class Profile:
     num_workers: int
     device: str
     models: tuple[str, ...]
+    grid_widths: tuple[int, int, int, int] = (32, 64, 128, 128)
+    grid_hidden: int = 512
 
 
 PROFILES: dict[str, Profile] = {
@@ -71,6 +76,8 @@ PROFILES: dict[str, Profile] = {
         num_workers=0,
         device="cpu",
         models=("efficientnet_lite0",),
+        grid_widths=(16, 32, 64, 64),
+        grid_hidden=256,
     ),
     "cpu": Profile(
         name="cpu",

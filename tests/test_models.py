@@ -67,3 +67,32 @@ def test_cutmix_lambda_exercise(capsys: pytest.CaptureFixture[str]) -> None:
     assert "pasted" in capsys.readouterr().out.split("\n")[-2]
     assert not check_cutmix_lambda(0.7, box, size, sampled_lambda=0.7)
     assert "clipped" in capsys.readouterr().out
+
+
+def test_lesson2_exercises(capsys: pytest.CaptureFixture[str]) -> None:
+    from torch import nn
+
+    from ldl.exercises import check_batchnorm_sizes, check_dropout_scale
+
+    assert check_dropout_scale(1 / 0.75, p=0.25)
+    assert not check_dropout_scale(0.75, p=0.25)
+    assert "evaluation" in capsys.readouterr().out.split("\n")[-2]
+    bn = nn.BatchNorm2d(64)
+    learned = sum(p.numel() for p in bn.parameters())
+    buffers = bn.running_mean.numel() + bn.running_var.numel()
+    assert check_batchnorm_sizes(learned, buffers, 64)
+    assert not check_batchnorm_sizes(64, buffers, 64)
+    assert "gamma" in capsys.readouterr().out.split("\n")[-2]
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_recap_cnn_regularisation_options(batch_norm: bool) -> None:
+    from torch import nn
+
+    model = RecapCNN(image_size=64, widths=(8, 8, 16, 16), hidden=32, batch_norm=batch_norm, dropout2d=0.2)
+    kinds = {type(m) for m in model.modules()}
+    assert (nn.BatchNorm2d in kinds) == batch_norm and (nn.BatchNorm1d in kinds) == batch_norm
+    assert nn.Dropout2d in kinds
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert all((c.bias is None) == batch_norm for c in convs), "BN makes the conv bias redundant"
+    assert model(torch.zeros(3, 3, 64, 64)).shape == (3, 2)
