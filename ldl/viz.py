@@ -223,3 +223,201 @@ def show_mixed_batch(
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------- lesson 2: comparing regularisers
+# Like the plots above, these draw with pyplot: in a notebook, end the cell with plt.show().
+# The two-panel ones also take ``ax=`` so that plot_comparison can stack them in one figure.
+
+if TYPE_CHECKING:
+    from ldl.train.callbacks import BatchNormStats
+    from ldl.train.grid import Comparison
+
+
+def _figure_and_axes(ax: "plt.Axes | None", figsize: tuple[float, float]) -> tuple[Figure, "plt.Axes"]:
+    """Draw on ``ax`` if given, else on a new figure with one Axes."""
+    if ax is not None:
+        return ax.get_figure(), ax
+    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return fig, ax
+
+
+def plot_runs(
+    histories: Mapping[str, "History"],
+    keys: Sequence[str] = ("train_accuracy", "top1_acc"),
+    *,
+    ax: "plt.Axes | None" = None,
+    title: str | None = None,
+) -> Figure:
+    """Overlay the curves of several runs: one colour per run, training dashed, validation solid.
+
+    Lines are labelled ``"run: key"``, or just ``"run"`` when there is a single key.
+
+    E.g. ``plot_runs(comparison.histories)`` or ``plot_runs({"L1": h1, "L2": h2}, keys=("val_loss",))``.
+    """
+    if not histories:
+        raise ValueError("plot_runs needs at least one History, e.g. {'baseline': history}.")
+    fig, ax = _figure_and_axes(ax, (7, 4.5))
+    for i, (name, history) in enumerate(histories.items()):
+        colour = f"C{i % 10}"  # the same colour for every curve of one run
+        for key in keys:
+            style = "--" if key.startswith("train") else "-"
+            label = name if len(keys) == 1 else f"{name}: {key}"
+            ax.plot(history["epoch"], history[key], style, color=colour, marker="o", markersize=3, label=label)
+    ax.set(xlabel="epoch", ylabel=keys[0] if len(keys) == 1 else "value",
+           title=title or "dashed: training data, solid: validation")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_final_accuracy(
+    comparison_or_rows: "Comparison | Sequence[Mapping[str, object]]",
+    *,
+    ax: "plt.Axes | None" = None,
+    title: str = "Final accuracy: the gap is overfitting",
+) -> Figure:
+    """Bars of final train and validation accuracy per run, the gap written above each pair.
+
+    Args:
+        comparison_or_rows: a :class:`ldl.train.Comparison`, or rows like its ``table()``:
+            dicts with ``name``, ``train_accuracy`` and ``top1_acc``.
+    """
+    rows = comparison_or_rows.table() if hasattr(comparison_or_rows, "table") else list(comparison_or_rows)
+    if not rows:
+        raise ValueError("plot_final_accuracy needs at least one run.")
+    fig, ax = _figure_and_axes(ax, (max(5.0, 1.3 * len(rows) + 2), 4))
+    positions = np.arange(len(rows))
+    width = 0.38
+    train = np.array([row["train_accuracy"] for row in rows])
+    val = np.array([row["top1_acc"] for row in rows])
+    ax.bar(positions - width / 2, train, width, label="train", color="tab:blue", alpha=0.6)
+    ax.bar(positions + width / 2, val, width, label="validation", color="tab:orange")
+    for x, t, v in zip(positions, train, val):
+        ax.text(x, max(t, v) + 0.02, f"gap {t - v:+.2f}", ha="center", va="bottom", fontsize=9, color="tab:red")
+    ax.set_xticks(positions, [str(row["name"]) for row in rows], rotation=20 if len(rows) > 4 else 0)
+    ax.set(ylabel="accuracy", ylim=(0, 1.12), title=title)
+    ax.legend(loc="lower right")
+    return fig
+
+
+def plot_comparison(comparison: "Comparison", key: str = "top1_acc") -> Figure:
+    """A grid's validation curves overlaid (top) and final train/val accuracy as bars (bottom)."""
+    fig, (ax_curves, ax_bars) = plt.subplots(2, 1, figsize=(9, 7.5), layout="constrained")
+    plot_runs(comparison.histories, keys=(key,), ax=ax_curves, title=f"{key} per epoch")
+    plot_final_accuracy(comparison, ax=ax_bars)
+    return fig
+
+
+def plot_weight_histograms(
+    models: Mapping[str, "torch.nn.Module"],
+    *,
+    bins: int = 60,
+    near_zero: float = 1e-3,
+    panel_size: tuple[float, float] = (4.0, 3.2),
+) -> Figure:
+    """Histograms of ``|w|`` over the conv and linear weights of each model, log-scale counts.
+
+    With SGD, an L1 penalty piles many weights up at zero (a spike in the first bin) while
+    L2 makes them small but rarely zero. (With Adam, whose steps have about the same size
+    whatever the gradient, an L2 penalty piles weights up at zero too: see
+    ``ldl.train.PenalizedLoss``.) Each panel's title gives the share of weights below
+    ``near_zero``. The bins are the same for every model, so the panels compare directly.
+    """
+    from ldl.train.regularizers import WEIGHT_LAYERS  # here: viz otherwise needs nothing from training
+
+    if not models:
+        raise ValueError("plot_weight_histograms needs at least one model, e.g. {'L1': model}.")
+    magnitudes = {}
+    for name, model in models.items():
+        layers = [m for m in model.modules() if isinstance(m, WEIGHT_LAYERS)]
+        weights = [m.weight.detach().abs().flatten().float().cpu() for m in layers]
+        if not weights:
+            raise ValueError(f"Model {name!r} has no convolution or linear layer: no weights to show.")
+        magnitudes[name] = torch.cat(weights).numpy()
+    top = max(float(values.max()) for values in magnitudes.values()) or 1.0
+    edges = np.linspace(0.0, top, bins + 1)
+    fig, axes = plt.subplots(1, len(models), figsize=(panel_size[0] * len(models), panel_size[1]),
+                             sharex=True, sharey=True, squeeze=False, layout="constrained")
+    axes = axes[0]
+    for i, (ax, (name, values)) in enumerate(zip(axes, magnitudes.items())):
+        ax.hist(values, bins=edges, color=f"C{i % 10}")
+        ax.set_yscale("log")
+        share = float((values < near_zero).mean())
+        ax.set_title(f"{name}\n{share:.0%} of |w| < {near_zero:g}", fontsize=10)
+        ax.set_xlabel("|weight|")
+    axes[0].set_ylabel("number of weights (log)")
+    return fig
+
+
+def plot_batchnorm_stats(
+    records: "BatchNormStats | Sequence[Mapping[str, torch.Tensor | int]]",
+    channels: Sequence[int] | None = None,
+) -> Figure:
+    """Running mean and variance of a few channels against the training step (BatchNormStats).
+
+    Solid lines: the running averages the layer will use in eval mode. Dots: each batch's
+    own statistics, which they follow with a lag set by ``momentum``.
+
+    Args:
+        records: a :class:`ldl.train.BatchNormStats` after a fit, or its ``records``.
+        channels: the channel numbers, for the legend (default: those the callback recorded).
+    """
+    if hasattr(records, "records"):
+        channels = channels if channels is not None else records.channels
+        records = records.records
+    if not records:
+        raise ValueError("No records: attach BatchNormStats to a Trainer and fit first.")
+    steps = np.array([record["step"] for record in records])
+    num_channels = len(records[0]["running_mean"])
+    channels = list(channels) if channels is not None else list(range(num_channels))
+    fig, (ax_mean, ax_var) = plt.subplots(1, 2, figsize=(11, 3.8), sharex=True, layout="constrained")
+    for ax, stat in ((ax_mean, "mean"), (ax_var, "var")):
+        running = torch.stack([record[f"running_{stat}"] for record in records]).numpy()  # (steps, k)
+        batch = torch.stack([record[f"batch_{stat}"] for record in records]).numpy()  # (steps, k), nan at step 0
+        for j in range(num_channels):
+            ax.plot(steps, running[:, j], "-", color=f"C{j % 10}", label=f"channel {channels[j]}")
+            ax.plot(steps, batch[:, j], ".", color=f"C{j % 10}", alpha=0.3, markersize=4)
+        ax.set(xlabel="training step (batch)", title=f"running {stat} (line) vs batch {stat} (dots)")
+        ax.grid(alpha=0.3)
+    ax_mean.legend(fontsize=8)
+    return fig
+
+
+def show_feature_maps(maps: Mapping[str, torch.Tensor], *, panel_size: float = 1.4) -> Figure:
+    """Rows of feature maps, one row per entry, e.g. before and after ``Dropout2d``.
+
+    Args:
+        maps: row title -> (C, H, W) float feature maps; every row shows its C maps in gray,
+            all on one colour scale so a dropped (zero) map looks the same everywhere.
+    """
+    rows = list(maps.items())
+    columns = max(len(m) for _, m in rows)
+    low = min(float(m.min()) for _, m in rows)
+    high = max(float(m.max()) for _, m in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(panel_size * columns, panel_size * len(rows) + 0.4),
+                             squeeze=False)
+    for (title, feature_maps), ax_row in zip(rows, axes):
+        ax_row[0].set_title(title, loc="left", fontsize=10)
+        for ax, feature_map in zip(ax_row, feature_maps.detach().cpu()):
+            ax.imshow(feature_map.numpy(), cmap="gray", vmin=low, vmax=high)
+        for ax in ax_row:
+            ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_early_stopping(history: "History", best_epoch: int) -> Figure:
+    """Validation loss and accuracy of an early-stopped fit, the restored (best) epoch marked."""
+    epochs = history["epoch"]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    ax_loss.plot(epochs, history["train_loss"], "o-", label="train")
+    ax_loss.plot(epochs, history["val_loss"], "o-", label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
+    _plot_accuracy_gap(ax_acc, history, "Accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.axvline(best_epoch, color="tab:green", linestyle="--", label=f"best epoch ({best_epoch}): restored")
+        ax.legend(loc="best")
+    fig.suptitle(f"Early stopping: stopped after epoch {epochs[-1]}, weights of epoch {best_epoch} restored")
+    fig.tight_layout()
+    return fig

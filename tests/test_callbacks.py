@@ -194,3 +194,74 @@ def test_model_checkpoint_saves_every_n_epochs_and_the_last(tmp_path) -> None:
     assert saved.seen == [2, 2, 4, 5]  # saved at epochs 2 and 4, and at the last epoch
     with pytest.raises(ValueError, match="save_every"):
         ModelCheckpoint(tmp_path / "x.pt", save_every=0)
+
+
+# --------------------------------------------------------------------------- BatchNormStats
+
+from ldl.train.callbacks import BatchNormStats  # noqa: E402
+
+
+def bn_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6, momentum=0.3), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 2),
+    )
+
+
+def image_batches(num_batches: int = 4, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(x (4, 3, 5, 5) float32, y (4,) int64) batches with a mean far from 0, so the running stats move."""
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(4, 3, 5, 5, generator=g) * 2 + 3, torch.randint(0, 2, (4,), generator=g))
+            for _ in range(num_batches)]
+
+
+def test_batchnorm_stats_records_running_and_batch_statistics_every_step() -> None:
+    model = bn_model()
+    stats = BatchNormStats("1", channels=(0, 2, 5))
+    trainer = Trainer(model, device="cpu", progress=False, verbose=False, callbacks=[stats])
+    trainer.fit(image_batches(), image_batches(seed=1), epochs=2)
+    layer = model[1]
+    assert len(stats.records) == 1 + 2 * 4  # the initial state, then one per batch
+    assert [r["step"] for r in stats.records] == list(range(9))
+    assert [r["epoch"] for r in stats.records] == [0, 1, 1, 1, 1, 2, 2, 2, 2]
+    first = stats.records[0]
+    assert torch.equal(first["running_mean"], torch.zeros(3)) and torch.equal(first["running_var"], torch.ones(3))
+    assert torch.isnan(first["batch_mean"]).all()
+    last = stats.records[-1]
+    assert torch.equal(last["running_mean"], layer.running_mean[[0, 2, 5]])
+    assert torch.equal(last["running_var"], layer.running_var[[0, 2, 5]])
+    # Each step's running stats follow from the previous ones and the batch's own, as
+    # PyTorch updates them (the running variance is the unbiased one): the hook saw the
+    # same input the layer normalised. Validation batches (eval mode) were not recorded.
+    n = 4 * 5 * 5
+    for before, after in zip(stats.records, stats.records[1:]):
+        expected_mean = 0.7 * before["running_mean"] + 0.3 * after["batch_mean"]
+        expected_var = 0.7 * before["running_var"] + 0.3 * after["batch_var"] * n / (n - 1)
+        assert torch.allclose(after["running_mean"], expected_mean, atol=1e-5)
+        assert torch.allclose(after["running_var"], expected_var, atol=1e-4)
+    assert not layer._forward_pre_hooks  # the hook is gone after the fit
+
+
+def test_batchnorm_stats_every_n_steps_and_a_layer_object() -> None:
+    model = bn_model()
+    stats = BatchNormStats(model[1], channels=(1,), every=3)
+    Trainer(model, device="cpu", progress=False, verbose=False, callbacks=[stats]).fit(image_batches(), epochs=2)
+    assert [r["step"] for r in stats.records] == [0, 3, 6]
+    assert all(r["running_mean"].shape == (1,) and not torch.isnan(r["batch_var"]).any() for r in stats.records[1:])
+
+
+def test_batchnorm_stats_explains_a_wrong_layer() -> None:
+    def fit_with(stats: BatchNormStats) -> None:
+        Trainer(bn_model(), device="cpu", progress=False, verbose=False, callbacks=[stats]).fit(image_batches(1))
+
+    with pytest.raises(KeyError, match=r"batch-norm layers are \['1'\]"):
+        fit_with(BatchNormStats("features.0.1"))
+    with pytest.raises(TypeError, match="running_mean"):
+        fit_with(BatchNormStats("0"))  # the convolution
+    with pytest.raises(ValueError, match="not part of the model"):
+        fit_with(BatchNormStats(nn.BatchNorm2d(6)))
+    with pytest.raises(ValueError, match="6 channels"):
+        fit_with(BatchNormStats("1", channels=(0, 6)))
+    with pytest.raises(ValueError, match="every"):
+        BatchNormStats("1", every=0)

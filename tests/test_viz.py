@@ -64,3 +64,21 @@ def test_compare_gaps_draws_one_shaded_panel_per_run() -> None:
     assert [ax.get_title() for ax in fig.axes] == ["without", "with"]
     assert all(ax.collections and any("gap" in t.get_text() for t in ax.texts) for ax in fig.axes)
     plt.close(fig)
+
+
+def test_show_feature_maps_one_row_per_entry_on_one_scale() -> None:
+    maps = torch.rand(4, 5, 5)
+    dropped = maps.clone()
+    dropped[1] = 0
+    fig = viz.show_feature_maps({"before": maps, "after": dropped})
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 8
+    assert {ax.images[0].get_clim() for ax in shown} == {(0.0, float(maps.max()))}
+    plt.close(fig)
+
+
+def test_plot_early_stopping_marks_the_restored_epoch() -> None:
+    fig = viz.plot_early_stopping(overfitting_history(), best_epoch=2)
+    for ax in fig.axes:
+        assert any(line.get_xdata()[0] == 2 and "best epoch (2)" in line.get_label() for line in ax.lines)
+    plt.close(fig)

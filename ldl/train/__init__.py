@@ -9,6 +9,9 @@ from ldl.train.checkpoint import load_checkpoint, load_weights, restore_rng_stat
 from ldl.train.history import History
 from ldl.train.metrics import MeanMeter, topk_accuracy, topk_correct
 from ldl.train.trainer import Trainer
+from ldl.train.callbacks import BatchNormStats
+from ldl.train.grid import Comparison, RunConfig, run_grid
+from ldl.train.regularizers import PenalizedLoss, decay_param_groups, penalized_parameters, smooth_labels
 
 __all__ = [
     "Callback",
@@ -25,4 +28,13 @@ __all__ = [
     "save_weights",
     "topk_accuracy",
     "topk_correct",
+    # lesson 2: regularisation
+    "BatchNormStats",
+    "Comparison",
+    "PenalizedLoss",
+    "RunConfig",
+    "decay_param_groups",
+    "penalized_parameters",
+    "run_grid",
+    "smooth_labels",
 ]

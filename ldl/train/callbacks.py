@@ -149,3 +149,105 @@ class ModelCheckpoint(Callback):
                 history=trainer.history,
                 scaler=trainer.scaler,
             )
+
+
+class BatchNormStats(Callback):
+    """Record a batch-norm layer's running mean and variance after every training batch.
+
+    Lesson 2 watches them converge: they start at 0 and 1 and settle, batch after batch,
+    on the statistics of the layer's input, which :meth:`~torch.nn.Module.eval` then uses.
+    A forward pre-hook also records each batch's own mean and variance of the layer's
+    input (the numbers training normalises with), removed again when the fit ends.
+
+    Args:
+        layer: the layer (``nn.BatchNorm2d``, ``nn.BatchNorm1d``, or any module with
+            ``running_mean``/``running_var`` buffers), or its name in
+            ``model.named_modules()``, e.g. ``"features.0.1"``.
+        channels: which channels to record.
+        every: record every ``every``-th batch.
+
+    After (or during) the fit, ``records`` holds one dict per recorded step::
+
+        {"step": 12, "epoch": 2,                              # step: batches trained so far
+         "running_mean": (k,), "running_var": (k,),           # the layer's buffers after the step
+         "batch_mean": (k,), "batch_var": (k,)}               # that batch's input; var biased
+
+    float32 CPU tensors with ``k = len(channels)``. The first record, step 0, is the state
+    before training (batch statistics ``nan``). Copying to the CPU makes the GPU wait each
+    time: a teaching tool, not for long fits. Plot with ``ldl.viz.plot_batchnorm_stats``.
+    """
+
+    def __init__(self, layer: torch.nn.Module | str, channels: tuple[int, ...] = (0, 1, 2, 3), every: int = 1) -> None:
+        if every < 1:
+            raise ValueError(f"every must be at least 1 batch; got {every}.")
+        if not channels:
+            raise ValueError("Give at least one channel to record, e.g. channels=(0, 1).")
+        self.layer, self.channels, self.every = layer, tuple(int(c) for c in channels), every
+        self.records: list[dict[str, torch.Tensor | int]] = []
+        self.module: torch.nn.Module | None = None
+        self.step = 0
+        self._hook: torch.utils.hooks.RemovableHandle | None = None
+        self._batch_stats: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _resolve(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The layer to watch, found in ``model``; a clear error if it is not there."""
+        norm_layers = [name for name, m in model.named_modules() if getattr(m, "running_mean", None) is not None]
+        if isinstance(self.layer, str):
+            modules = dict(model.named_modules())
+            if self.layer not in modules:
+                raise KeyError(f"The model has no layer named {self.layer!r}; its batch-norm layers are {norm_layers}.")
+            module = modules[self.layer]
+        else:
+            module = self.layer
+            if not any(m is module for m in model.modules()):
+                raise ValueError("BatchNormStats was given a layer that is not part of the model being trained: "
+                                 f"pass one of the model's own layers or its name, e.g. {norm_layers[:3]}.")
+        if getattr(module, "running_mean", None) is None or getattr(module, "running_var", None) is None:
+            raise TypeError(f"{type(module).__name__} keeps no running_mean/running_var: choose a batch-norm "
+                            f"layer (with track_running_stats=True), e.g. {norm_layers[:3]}.")
+        num_features = module.running_mean.shape[0]
+        if max(self.channels) >= num_features or min(self.channels) < 0:
+            raise ValueError(f"channels {self.channels} out of range: the layer has {num_features} channels.")
+        return module
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self._remove_hook()  # left over from a fit that crashed
+        self.module = self._resolve(trainer.model)
+        self.records, self.step, self._batch_stats = [], 0, None
+        self._hook = self.module.register_forward_pre_hook(self._remember_batch_stats)
+        self._record(epoch=0)  # step 0: the initial state, mean 0 and variance 1
+
+    def _remember_batch_stats(self, module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        """Forward pre-hook: the per-channel mean and biased variance of the layer's input."""
+        if not module.training or (self.step + 1) % self.every != 0:
+            return  # validation batches, and steps that will not be recorded, are skipped
+        x = inputs[0].detach()[:, list(self.channels)].float()  # (B, k, H, W) or (B, k)
+        dims = [0, *range(2, x.ndim)]  # every dimension but the channel one
+        self._batch_stats = (x.mean(dims).cpu(), x.var(dims, unbiased=False).cpu())
+
+    def on_batch_end(self, trainer: Trainer) -> None:
+        self.step += 1
+        if self.step % self.every == 0:
+            self._record(epoch=trainer.epoch)
+
+    def _record(self, epoch: int) -> None:
+        index = list(self.channels)
+        nan = torch.full((len(index),), float("nan"))
+        batch_mean, batch_var = self._batch_stats if self._batch_stats is not None else (nan, nan)
+        self.records.append({
+            "step": self.step,
+            "epoch": epoch,
+            "running_mean": self.module.running_mean.detach()[index].float().cpu(),  # indexing copies
+            "running_var": self.module.running_var.detach()[index].float().cpu(),
+            "batch_mean": batch_mean,
+            "batch_var": batch_var,
+        })
+        self._batch_stats = None
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self._remove_hook()
+
+    def _remove_hook(self) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
