@@ -65,3 +65,26 @@ def test_lesson1_augmentation_at_least_halves_the_gap(smoke_report: dict) -> Non
     assert metrics["gap_without_aug"] >= 0.15, metrics
     # ... and augmentation at least halves the train/validation gap.
     assert metrics["gap_with_aug"] <= 0.5 * metrics["gap_without_aug"], metrics
+
+
+LESSON2_RUNS = ("none", "dropout", "bn", "bn_dropout", "weight_decay", "label_smoothing", "mixup")
+
+
+def test_lesson2_regularisers_measured(smoke_report: dict) -> None:
+    samples_or_skip("cats_and_dogs_sample")
+    metrics = smoke_report["notebooks"]["02_dropout_batchnorm"]["metrics"]
+    assert metrics["dataset"] == "cats_and_dogs_sample"
+    for name in LESSON2_RUNS:
+        assert 0.0 <= metrics[f"{name}_val_acc"] <= 1.0 and f"{name}_gap" in metrics
+    # Batch norm trains faster: it reaches the plain network's final validation accuracy in at
+    # most half the epochs, or ends at least 0.03 higher.
+    bn_epochs = metrics["bn_epochs_to_plain_acc"]
+    assert (0 < bn_epochs <= metrics["epochs"] / 2) or (
+        metrics["bn_sgd_val_acc"] >= metrics["plain_sgd_val_acc"] + 0.03
+    ), metrics
+    # At least one regulariser cuts the baseline's train/validation gap by a third or more.
+    regularised = [metrics[f"{name}_gap"] for name in ("dropout", "weight_decay", "label_smoothing", "mixup")]
+    assert metrics["none_gap"] > 0.1, "the baseline should overfit"
+    assert min(regularised) <= metrics["none_gap"] * 2 / 3, metrics
+    # Early stopping gives back (nearly) the best model it saw.
+    assert metrics["early_stopping_restored_val_acc"] >= metrics["early_stopping_best_val_acc"] - 0.01, metrics
