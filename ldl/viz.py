@@ -61,18 +61,33 @@ def show_batch(
     images = images[:max_images]
     if normalized and images.dtype != torch.uint8:
         images = denormalize(images, mean, std)
+    titles = None
+    if labels is not None:
+        titles = [classes[int(label)] if classes else str(int(label)) for label in labels[: len(images)]]
+    return _image_grid(images, titles, ncols=ncols, panel=(1.6, 1.8), fontsize=9, title=title)
+
+
+def _image_grid(
+    images: torch.Tensor,
+    titles: Sequence[str] | None,
+    *,
+    ncols: int,
+    panel: tuple[float, float],
+    fontsize: int,
+    title: str | None,
+) -> Figure:
+    """Images (B, 3, H, W) in [0, 1] or uint8 on a grid of ``ncols`` columns, each with its title."""
     count = len(images)
     ncols = min(ncols, count)
     nrows = -(-count // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.6 * ncols, 1.8 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel[0] * ncols, panel[1] * nrows), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= count:
             continue
         ax.imshow(_as_hwc(images[i]))
-        if labels is not None:
-            label = int(labels[i])
-            ax.set_title(classes[label] if classes else str(label), fontsize=9)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=fontsize)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -207,22 +222,12 @@ def show_mixed_batch(
     soft_labels = soft_labels[:max_images].detach().cpu().float()
     if normalized and images.dtype != torch.uint8:
         images = denormalize(images, mean, std)
-    count = len(images)
-    ncols = min(ncols, count)
-    nrows = -(-count // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 2.0 * nrows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= count:
-            continue
-        ax.imshow(_as_hwc(images[i]))
-        weights, order = soft_labels[i].sort(descending=True)
+    titles = []
+    for weights in soft_labels:
+        weights, order = weights.sort(descending=True)
         parts = [f"{classes[int(k)]} {float(w):.2f}" for w, k in zip(weights, order) if float(w) >= min_weight]
-        ax.set_title(" / ".join(parts), fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+        titles.append(" / ".join(parts))
+    return _image_grid(images, titles, ncols=ncols, panel=(1.9, 2.0), fontsize=8, title=title)
 
 
 # ---------------------------------------------------------------- lesson 2: comparing regularisers

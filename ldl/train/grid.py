@@ -20,7 +20,6 @@ epoch of training batches (see :func:`run_grid`).
 
 from __future__ import annotations
 
-import html
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ldl.train.callbacks import Callback
-from ldl.train.history import History
+from ldl.train.history import History, html_table
 from ldl.train.trainer import Trainer
 
 # What RunConfig.build returns: the model, its optimizer, and the loss (None: cross-entropy).
@@ -130,10 +129,7 @@ class Comparison:
 
     def _repr_html_(self) -> str:
         """The table Jupyter shows when a Comparison is a cell's last expression."""
-        header, rows = self._cells()
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return html_table(*self._cells())
 
     def __repr__(self) -> str:
         return f"Comparison({len(self.histories)} runs: {', '.join(self.histories)})"

@@ -159,10 +159,7 @@ class History:
 
     def _repr_html_(self) -> str:
         """The table Jupyter shows when a History is a cell's last expression."""
-        keys, rows = self._rows_as_text()
-        head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
-        body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return html_table(*self._rows_as_text())
 
     def __repr__(self) -> str:
         return f"History({len(self)} epochs; keys: {', '.join(self.keys())})"
@@ -174,3 +171,10 @@ def _format(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}"
     return str(value)
+
+
+def html_table(header: list[str], rows: list[list[str]]) -> str:
+    """A plain HTML table, for the ``_repr_html_`` of objects a notebook shows."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
