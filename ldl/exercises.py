@@ -143,3 +143,20 @@ def check_batchnorm_sizes(learned: int, buffers: int, channels: int) -> bool:
         print("Buffers: the running mean and the running variance, one of each per channel (the step "
               "counter num_batches_tracked does not count here).")
     return False
+
+
+def check_he_std(answer: float, fan_in: int) -> bool:
+    """Lesson 3: the standard deviation of He (Kaiming) normal initialisation for a ReLU layer."""
+    correct = (2 / fan_in) ** 0.5
+    if abs(answer - correct) < 1e-3 * max(1.0, correct):
+        print(f"Correct: sqrt(2 / fan_in) = sqrt(2 / {fan_in}) = {correct:.4f}. The 2 makes up for ReLU "
+              "zeroing half of its inputs.")
+        return True
+    if abs(answer - (1 / fan_in) ** 0.5) < 1e-3:
+        print("That is sqrt(1 / fan_in), right for a linear layer; ReLU keeps only half the signal's "
+              "variance, so He doubles the variance: the gain is sqrt(2).")
+    elif abs(answer - 2 / fan_in) < 1e-4:
+        print("That is the variance; the standard deviation is its square root.")
+    else:
+        print("Not quite. He initialisation keeps Var(output) = Var(input) for ReLU: Var(w) = 2 / fan_in.")
+    return False

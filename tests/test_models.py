@@ -96,3 +96,13 @@ def test_recap_cnn_regularisation_options(batch_norm: bool) -> None:
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert all((c.bias is None) == batch_norm for c in convs), "BN makes the conv bias redundant"
     assert model(torch.zeros(3, 3, 64, 64)).shape == (3, 2)
+
+
+def test_lesson3_exercise(capsys: pytest.CaptureFixture[str]) -> None:
+    from ldl.exercises import check_he_std
+
+    assert check_he_std((2 / 512) ** 0.5, fan_in=512)
+    assert not check_he_std((1 / 512) ** 0.5, fan_in=512)
+    assert "gain is sqrt(2)" in capsys.readouterr().out
+    assert not check_he_std(2 / 512, fan_in=512)
+    assert "square root" in capsys.readouterr().out
