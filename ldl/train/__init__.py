@@ -12,6 +12,7 @@ from ldl.train.trainer import Trainer
 from ldl.train.callbacks import BatchNormStats
 from ldl.train.grid import Comparison, RunConfig, run_grid
 from ldl.train.regularizers import PenalizedLoss, decay_param_groups, penalized_parameters, smooth_labels
+from ldl.train.callbacks import GradientStats, NonFiniteGuard
 
 __all__ = [
     "Callback",
@@ -37,4 +38,7 @@ __all__ = [
     "penalized_parameters",
     "run_grid",
     "smooth_labels",
+    # lesson 3: initialisation and gradients
+    "GradientStats",
+    "NonFiniteGuard",
 ]

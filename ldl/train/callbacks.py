@@ -251,3 +251,110 @@ class BatchNormStats(Callback):
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
+
+
+class GradientStats(Callback):
+    """Record the gradient norm of every weight after backward, every ``every``-th batch.
+
+    Lesson 3 plots them layer by layer to see gradients vanish or explode. Only weights
+    (parameters with 2 or more dimensions) are recorded: biases add little to the picture.
+    ``records`` holds one dict per recorded step::
+
+        {"step": 12, "epoch": 2, "norms": {"0.weight": 0.031, "3.weight": 0.12, ...}}
+
+    The norms are gathered in one tensor and copied to the CPU once per recorded step (each
+    copy makes the CPU wait for the GPU: raise ``every`` for long fits). With fp16 mixed
+    precision they include the loss scale unless the gradients were unscaled before.
+    """
+
+    def __init__(self, every: int = 1) -> None:
+        if every < 1:
+            raise ValueError(f"every must be at least 1 batch; got {every}.")
+        self.every = every
+        self.records: list[dict] = []
+        self.step = 0
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.records, self.step = [], 0
+
+    def after_backward(self, trainer: Trainer) -> None:
+        self.step += 1
+        if self.step % self.every != 0:
+            return
+        named = [(name, p.grad) for name, p in trainer.model.named_parameters() if p.ndim >= 2 and p.grad is not None]
+        if not named:
+            return
+        norms = torch.stack([grad.detach().float().norm() for _, grad in named]).tolist()  # one copy to the CPU
+        self.records.append({
+            "step": self.step,
+            "epoch": trainer.epoch,
+            "norms": {name: norm for (name, _), norm in zip(named, norms)},
+        })
+
+
+class NonFiniteGuard(Callback):
+    """Stop the fit as soon as a gradient turns NaN or infinite, and say in which layer it started.
+
+    After each backward, checks every gradient (one copy to the CPU per batch). On the first
+    NaN/Inf it raises :class:`CancelFit` naming the first parameter, in model order, whose
+    gradient is not finite: where to look for the cause (a too-high learning rate, a log of 0,
+    a division by a tiny number). The weights are not updated with that gradient.
+
+    Args:
+        checkpoint_path: if given, a resumable checkpoint (see ``ModelCheckpoint``) is saved
+            there at the end of every epoch whose gradients were all finite: the last good
+            state to go back to, with a lower learning rate.
+
+    ``message`` holds the reason after a stop (also in ``trainer.stop_reason``).
+    """
+
+    def __init__(self, checkpoint_path: str | Path | None = None) -> None:
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
+        self.message: str | None = None
+        self.step = 0
+        self.saved_epoch: int | None = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.message, self.step, self.saved_epoch = None, 0, None
+
+    def after_backward(self, trainer: Trainer) -> None:
+        self.step += 1
+        named = [(name, p.grad) for name, p in trainer.model.named_parameters() if p.grad is not None]
+        if not named:
+            return
+        # One flag per parameter, in the order the model defines them, read in one copy.
+        finite = torch.stack([torch.isfinite(grad).all() for _, grad in named]).tolist()
+        if all(finite):
+            return
+        first_bad = named[finite.index(False)][0]
+        if self.checkpoint_path is None:
+            where = "no checkpoint_path was given"
+        elif self.saved_epoch is None:
+            where = f"no epoch finished before it, so nothing was saved at {self.checkpoint_path}"
+        else:
+            where = f"the last good checkpoint (epoch {self.saved_epoch}) is at {self.checkpoint_path}"
+        self.message = (f"non-finite gradient (NaN or Inf) at step {self.step}, epoch {trainer.epoch}: "
+                        f"it first appears in {first_bad!r}; {where}. Lower the learning rate, "
+                        "clip gradients (Trainer(clip_grad_norm=1.0)) or check that layer's inputs.")
+        raise CancelFit(self.message)
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if self.checkpoint_path is None:
+            return
+        # Finite gradients can still make a step so large that a weight overflows: never save that.
+        named = list(trainer.model.named_parameters())
+        finite = torch.stack([torch.isfinite(p.detach()).all() for _, p in named]).tolist() if named else []
+        if not all(finite):
+            self.message = (f"non-finite weight {named[finite.index(False)][0]!r} at the end of epoch {trainer.epoch}; "
+                            f"not saved over the last good checkpoint (epoch {self.saved_epoch}) at {self.checkpoint_path}.")
+            raise CancelFit(self.message)
+        save_checkpoint(
+            self.checkpoint_path,
+            model=trainer.model,
+            optimizer=trainer.optimizer,
+            scheduler=trainer.scheduler,
+            epoch=trainer.epoch,
+            history=trainer.history,
+            scaler=trainer.scaler,
+        )
+        self.saved_epoch = trainer.epoch

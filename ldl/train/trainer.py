@@ -83,10 +83,17 @@ class Trainer:
         callbacks: :class:`~ldl.train.callbacks.Callback` objects, called in this order.
         progress: show a progress bar over each epoch's batches.
         verbose: print one line per epoch.
+        clip_grad_norm: if given, rescale the gradients after each backward so that their
+            total (L2) norm is at most this; their direction is kept.
+        clip_grad_value: if given, clamp every gradient element to ``[-value, value]``.
+            With either, ``logs["grad_norm"]`` is the epoch's mean total gradient norm
+            *before* clipping (how hard clipping works), and ``grad_norm`` the last step's.
 
     Attributes: ``model, optimizer, scheduler, loss_fn, device, scaler, callbacks, epoch``
     (1-based), ``epochs``, ``history``, ``batch_loss`` (the last batch's loss tensor),
-    ``logs`` (the current epoch's numbers), ``stop_reason`` (why the last fit ended).
+    ``logs`` (the current epoch's numbers), ``stop_reason`` (why the last fit ended),
+    ``grad_norm`` (the last step's total gradient norm before clipping, a 0-d tensor; with
+    clipping only).
     """
 
     def __init__(
@@ -102,7 +109,14 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         progress: bool = True,
         verbose: bool = True,
+        clip_grad_norm: float | None = None,
+        clip_grad_value: float | None = None,
     ) -> None:
+        for name, limit in (("clip_grad_norm", clip_grad_norm), ("clip_grad_value", clip_grad_value)):
+            if limit is not None and not limit > 0:
+                raise ValueError(f"{name} must be a positive number (or None for no clipping); got {limit!r}.")
+        if clip_grad_norm is not None and clip_grad_value is not None:
+            raise ValueError("Give clip_grad_norm or clip_grad_value, not both: they are two ways of doing the same job.")
         if scheduler_step not in ("epoch", "batch"):
             raise ValueError(f"scheduler_step must be 'epoch' or 'batch'; got {scheduler_step!r}.")
         self.device = resolve_device(device)
@@ -117,6 +131,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.callbacks = list(callbacks)
         self.progress, self.verbose = progress, verbose
+        self.clip_grad_norm, self.clip_grad_value = clip_grad_norm, clip_grad_value
+        self.grad_norm: Tensor | None = None
         self.history = History()
         self.epoch, self.epochs = 0, 0
         self.batch_loss: Tensor | None = None
@@ -176,7 +192,7 @@ class Trainer:
         # train(): dropout drops, and batch norm normalises with the batch's own statistics
         # while updating its running averages. evaluate() switches both back with eval().
         self.model.train()
-        loss_meter, accuracy_meter = MeanMeter(), MeanMeter()
+        loss_meter, accuracy_meter, grad_norm_meter = MeanMeter(), MeanMeter(), MeanMeter()
         bar = self._progress_bar(loader, f"Epoch {self.epoch}/{self.epochs}")
         for x, y in bar:
             # non_blocking: the copy to the GPU overlaps with compute (from pinned memory).
@@ -189,6 +205,9 @@ class Trainer:
                 self.batch_loss = self.loss_fn(logits, y)
             self.scaler.scale(self.batch_loss).backward()  # gradients of the loss w.r.t. each weight
             self._call("after_backward")
+            if self.clipping:
+                self.grad_norm = self._clip_gradients()  # the norm before clipping, a 0-d tensor
+                grad_norm_meter.update(self.grad_norm)
             self.scaler.step(self.optimizer)  # the update: w -= lr * (a function of the gradients)
             self.scaler.update()
             if self.scheduler is not None and self.scheduler_step == "batch":
@@ -200,7 +219,10 @@ class Trainer:
             accuracy_meter.update(topk_accuracy(logits.detach(), y, ks=(1,))[1], batch_size)
             self._call("on_batch_end")
             self._show_running_loss(bar, loss_meter)
-        return {"train_loss": loss_meter.compute(), "train_accuracy": accuracy_meter.compute()}
+        logs = {"train_loss": loss_meter.compute(), "train_accuracy": accuracy_meter.compute()}
+        if self.clipping:
+            logs["grad_norm"] = grad_norm_meter.compute()
+        return logs
 
     # torch.no_grad: no graph is recorded for backward, which saves the memory of every
     # intermediate activation and the time to store them. Nothing is learnt here.
@@ -234,6 +256,34 @@ class Trainer:
         return torch.cat(outputs).cpu()
 
     # ------------------------------------------------------------------ helpers
+
+    @property
+    def clipping(self) -> bool:
+        """Whether gradients are clipped (``clip_grad_norm`` or ``clip_grad_value`` was given)."""
+        return self.clip_grad_norm is not None or self.clip_grad_value is not None
+
+    def _clip_gradients(self) -> Tensor:
+        """Clip the gradients in place; return their total L2 norm from *before* clipping (0-d tensor).
+
+        One exploding batch can make a step so large that it throws the weights far from
+        anything learnt so far; clipping bounds the step. The norm before clipping is what
+        tells whether (and how much) clipping is at work.
+        """
+        # Under float16 the gradients are still multiplied by the scaler's factor: clipping
+        # must see their true size. unscale_ may run once per step, and an after_backward
+        # callback may already have called it. Without a float16 scaler it does nothing.
+        try:
+            self.scaler.unscale_(self.optimizer)
+        except RuntimeError as error:
+            if "already been called" not in str(error):
+                raise
+        parameters = [p for p in self.model.parameters() if p.grad is not None]
+        if self.clip_grad_norm is not None:
+            # clip_grad_norm_ returns the total norm it measured before rescaling.
+            return torch.nn.utils.clip_grad_norm_(parameters, self.clip_grad_norm)
+        total_norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
+        torch.nn.utils.clip_grad_value_(parameters, self.clip_grad_value)
+        return total_norm
 
     def epoch_line(self) -> str:
         """``Epoch 3/12 - 4.1s - train_loss: 0.98 - ... - top5_acc: 1.00`` for the current logs."""
