@@ -426,3 +426,96 @@ def plot_early_stopping(history: "History", best_epoch: int) -> Figure:
     fig.suptitle(f"Early stopping: stopped after epoch {epochs[-1]}, weights of epoch {best_epoch} restored")
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------- lesson 3: initialisation and depth
+# Inputs are lists of per-layer dicts, first layer first, as ``ldl.init.layer_statistics`` returns:
+# {"name": str, "activations": tensor, "gradients": tensor, "activation_std": float, "grad_norm": float, ...}
+
+
+def _spread_indices(count: int, wanted: int) -> list[int]:
+    """``wanted`` indices out of ``range(count)``, spread evenly from the first to the last."""
+    if count <= wanted:
+        return list(range(count))
+    return sorted({int(round(i)) for i in np.linspace(0, count - 1, wanted)})
+
+
+def _check_layer_stats(stats_by_column: Mapping[str, Sequence[Mapping[str, object]]], key: str, what: str) -> int:
+    """The number of layers, the same in every column; clear errors for empty input or a missing key."""
+    if not stats_by_column:
+        raise ValueError(f"{what} needs at least one entry, e.g. {{'xavier': layer_statistics(model, x, y)}}.")
+    counts = {name: len(stats) for name, stats in stats_by_column.items()}
+    if 0 in counts.values() or len(set(counts.values())) != 1:
+        raise ValueError(f"Every entry needs the same, non-zero number of layers; got {counts}.")
+    for name, stats in stats_by_column.items():
+        if key not in stats[0]:
+            raise KeyError(f"The layer statistics of {name!r} have no {key!r}; they have {sorted(stats[0])}.")
+    return next(iter(counts.values()))
+
+
+def plot_layer_histograms(
+    stats_by_column: Mapping[str, Sequence[Mapping[str, object]]],
+    key: str = "activations",
+    max_layers: int = 6,
+    *,
+    bins: int = 50,
+    panel_size: tuple[float, float] = (2.6, 1.5),
+) -> Figure:
+    """Small multiples: a histogram of each layer's ``key`` tensor, layers as rows, one column per entry.
+
+    E.g. ``plot_layer_histograms({"N(0, 1)": stats_a, "Xavier": stats_b})``: does the spread of
+    the activations stay the same from the first layer to the last, or collapse to zero, or
+    pile up at the saturated ends of tanh? Columns may also be epochs of one model.
+
+    Args:
+        stats_by_column: column title -> per-layer dicts (first layer first), each holding
+            ``key`` as a tensor of any shape, e.g. activations ``(B, width)``.
+        key: ``"activations"`` or ``"gradients"``.
+        max_layers: with more layers than this, rows show a subset spread over the depth.
+
+    The x axis is shared down each column, so a shrinking spread is seen as a narrowing
+    histogram; each panel's title gives the tensor's standard deviation.
+    """
+    count = _check_layer_stats(stats_by_column, key, "plot_layer_histograms")
+    rows = _spread_indices(count, max_layers)
+    columns = list(stats_by_column.items())
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(panel_size[0] * len(columns), panel_size[1] * len(rows)),
+                             sharex="col", squeeze=False, layout="constrained")
+    for j, (column_title, stats) in enumerate(columns):
+        axes[0, j].set_title(column_title, fontsize=11, fontweight="bold")
+        for i, layer_index in enumerate(rows):
+            layer = stats[layer_index]
+            values = torch.as_tensor(layer[key]).detach().float().flatten().cpu().numpy()
+            ax = axes[i, j]
+            ax.hist(values, bins=bins, color=f"C{j % 10}")
+            ax.set_yticks([])
+            name = layer.get("name", f"layer {layer_index + 1}")
+            ax.text(0.02, 0.95, f"{layer_index + 1}: {name}\nstd {values.std():.2g}", transform=ax.transAxes,
+                    fontsize=7, va="top")
+        axes[-1, j].set_xlabel(key)
+    return fig
+
+
+def plot_gradient_norms_by_depth(
+    stats_by_scheme: Mapping[str, Sequence[Mapping[str, object]]],
+    key: str = "grad_norm",
+    *,
+    ax: "plt.Axes | None" = None,
+) -> Figure:
+    """One curve per scheme: ``key`` (a number per layer) against the layer index, log y axis.
+
+    Vanishing gradients fall to the right (the first layers learn slowly); exploding ones
+    rise. A well-initialised network keeps a flat curve. ``key="activation_std"`` draws the
+    spread of the activations the same way.
+    """
+    count = _check_layer_stats(stats_by_scheme, key, "plot_gradient_norms_by_depth")
+    fig, ax = _figure_and_axes(ax, (7, 4.2))
+    depth = np.arange(1, count + 1)
+    for i, (name, stats) in enumerate(stats_by_scheme.items()):
+        values = [float(layer[key]) for layer in stats]
+        ax.plot(depth, values, "o-", color=f"C{i % 10}", markersize=3, label=name)
+    ax.set_yscale("log")
+    ax.set(xlabel="layer (1 = next to the input)", ylabel=key, title=f"{key} by depth")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig
