@@ -32,6 +32,7 @@ benchmarks: $(VENV)/.installed
 	$(PY) benchmarks/data_path.py
 	$(PY) benchmarks/offline_vs_on_the_fly.py
 	$(PY) benchmarks/playground_redraw.py
+	$(PY) benchmarks/tensorboard_overhead.py
 
 clean-build:
 	rm -rf $(BUILD)

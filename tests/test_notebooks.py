@@ -88,3 +88,15 @@ def test_lesson2_regularisers_measured(smoke_report: dict) -> None:
     assert min(regularised) <= metrics["none_gap"] * 2 / 3, metrics
     # Early stopping gives back (nearly) the best model it saw.
     assert metrics["early_stopping_restored_val_acc"] >= metrics["early_stopping_best_val_acc"] - 0.01, metrics
+
+
+def test_lesson3_vanishing_gradients_and_clipping(smoke_report: dict) -> None:
+    samples_or_skip("cats_and_dogs_sample")
+    metrics = smoke_report["notebooks"]["03_initialization_and_gradients"]["metrics"]
+    assert metrics["depth"] >= 20
+    # Sigmoid with a naive init: the first layer's gradient is at least 1,000 times smaller.
+    assert metrics["grad_ratio_sigmoid_naive"] <= 1e-3, metrics
+    # ReLU with He init: within 10 times.
+    assert 0.1 <= metrics["grad_ratio_relu_he"] <= 10, metrics
+    # Clipping by norm: no step's gradient was longer than the clipping norm.
+    assert metrics["max_norm_after_clip"] <= metrics["clip_norm"] * (1 + 1e-5), metrics
