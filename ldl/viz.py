@@ -519,3 +519,25 @@ def plot_gradient_norms_by_depth(
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return fig
+
+
+def plot_clipping(before: Mapping[str, Sequence[float]], after: Mapping[str, Sequence[float]],
+                  clip_norm: float | None = None) -> Figure:
+    """Total gradient norm per step, before and after clipping, on a log axis: what was cut.
+
+    Args:
+        before: run name -> the norm of each step's gradient as backward() computed it.
+        after: run name -> the norm of the gradient the optimizer actually used.
+        clip_norm: drawn as a horizontal line, if clipping by norm.
+    """
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for (name, norms), color in zip(before.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+        ax.plot(range(1, len(norms) + 1), norms, color=color, alpha=0.5, label=f"{name}: before clipping")
+        ax.plot(range(1, len(after[name]) + 1), after[name], color=color, linestyle="--",
+                label=f"{name}: step taken")
+    if clip_norm is not None:
+        ax.axhline(clip_norm, color="black", linewidth=1, label=f"clip norm {clip_norm:g}")
+    ax.set(yscale="log", xlabel="training step", ylabel="total gradient norm", title="What clipping cuts")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

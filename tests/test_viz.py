@@ -82,3 +82,12 @@ def test_plot_early_stopping_marks_the_restored_epoch() -> None:
     for ax in fig.axes:
         assert any(line.get_xdata()[0] == 2 and "best epoch (2)" in line.get_label() for line in ax.lines)
     plt.close(fig)
+
+
+def test_plot_clipping_draws_before_and_after_per_run() -> None:
+    fig = viz.plot_clipping({"norm": [10.0, 100.0]}, {"norm": [1.0, 1.0]}, clip_norm=1.0)
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.lines]
+    assert labels == ["norm: before clipping", "norm: step taken", "clip norm 1"]
+    assert ax.get_yscale() == "log"
+    plt.close(fig)
