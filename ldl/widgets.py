@@ -18,7 +18,7 @@ import io
 import secrets
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -217,13 +217,7 @@ class Playground:
         Headless runners (papermill, nbconvert --execute, nbval) do save widget state, so
         there the widget view is left out altogether (see :func:`_front_end_is_interactive`).
         """
-        bundle: dict[str, Any] = {"text/plain": self._text_summary()}
-        if _front_end_is_interactive():
-            bundle[WIDGET_VIEW_MIMETYPE] = {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
-        # Colab does not document which format it prefers when given both: there, only the widget.
-        if WIDGET_VIEW_MIMETYPE not in bundle or "google.colab" not in sys.modules:
-            bundle["image/png"] = base64.b64encode(self.static_png()).decode("ascii")
-        return bundle
+        return widget_or_picture(self.widget, self._text_summary(), self.static_png)
 
     def __repr__(self) -> str:
         return self._text_summary()
@@ -371,6 +365,22 @@ def encode(picture: Image.Image, image_format: str) -> bytes:
         # Level 1: a photo grid barely compresses anyway; encoding fast matters more here.
         picture.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+def widget_or_picture(widget: widgets.Widget, text: str, static_png: Callable[[], bytes]) -> dict[str, Any]:
+    """A display bundle: the live widget for a person's front end, a PNG for everything else.
+
+    Static renderers (nbconvert's HTML export, nbviewer) skip a widget view whose state is
+    not saved and take the next format they know: the PNG. Headless runners (papermill,
+    nbconvert --execute, nbval) do save widget state, so there the widget view is left out.
+    Colab does not document which format it prefers when given both: there, only the widget.
+    """
+    bundle: dict[str, Any] = {"text/plain": text}
+    if _front_end_is_interactive():
+        bundle[WIDGET_VIEW_MIMETYPE] = {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}
+    if WIDGET_VIEW_MIMETYPE not in bundle or "google.colab" not in sys.modules:
+        bundle["image/png"] = base64.b64encode(static_png()).decode("ascii")
+    return bundle
 
 
 def _front_end_is_interactive() -> bool:
@@ -552,12 +562,7 @@ class InitPlayground:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """The live widget for a front end, a PNG for static renderers (as :class:`Playground` does)."""
-        bundle: dict[str, Any] = {"text/plain": self._text_summary()}
-        if _front_end_is_interactive():
-            bundle[WIDGET_VIEW_MIMETYPE] = {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
-        if WIDGET_VIEW_MIMETYPE not in bundle or "google.colab" not in sys.modules:
-            bundle["image/png"] = base64.b64encode(self.static_png()).decode("ascii")
-        return bundle
+        return widget_or_picture(self.widget, self._text_summary(), self.static_png)
 
     def __repr__(self) -> str:
         return self._text_summary()

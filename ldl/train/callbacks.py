@@ -140,15 +140,7 @@ class ModelCheckpoint(Callback):
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         if trainer.epoch % self.save_every == 0 or trainer.epoch == trainer.epochs:
-            save_checkpoint(
-                self.path,
-                model=trainer.model,
-                optimizer=trainer.optimizer,
-                scheduler=trainer.scheduler,
-                epoch=trainer.epoch,
-                history=trainer.history,
-                scaler=trainer.scaler,
-            )
+            save_trainer_checkpoint(self.path, trainer)
 
 
 class BatchNormStats(Callback):
@@ -348,13 +340,18 @@ class NonFiniteGuard(Callback):
             self.message = (f"non-finite weight {named[finite.index(False)][0]!r} at the end of epoch {trainer.epoch}; "
                             f"not saved over the last good checkpoint (epoch {self.saved_epoch}) at {self.checkpoint_path}.")
             raise CancelFit(self.message)
-        save_checkpoint(
-            self.checkpoint_path,
-            model=trainer.model,
-            optimizer=trainer.optimizer,
-            scheduler=trainer.scheduler,
-            epoch=trainer.epoch,
-            history=trainer.history,
-            scaler=trainer.scaler,
-        )
+        save_trainer_checkpoint(self.checkpoint_path, trainer)
         self.saved_epoch = trainer.epoch
+
+
+def save_trainer_checkpoint(path: str | Path, trainer: Trainer) -> Path:
+    """Everything needed to resume ``trainer``'s fit after its current epoch, written atomically."""
+    return save_checkpoint(
+        path,
+        model=trainer.model,
+        optimizer=trainer.optimizer,
+        scheduler=trainer.scheduler,
+        epoch=trainer.epoch,
+        history=trainer.history,
+        scaler=trainer.scaler,
+    )
