@@ -33,6 +33,7 @@ benchmarks: $(VENV)/.installed
 	$(PY) benchmarks/offline_vs_on_the_fly.py
 	$(PY) benchmarks/playground_redraw.py
 	$(PY) benchmarks/tensorboard_overhead.py
+	$(PY) benchmarks/finetune_throughput.py
 
 clean-build:
 	rm -rf $(BUILD)

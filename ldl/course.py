@@ -160,12 +160,40 @@ def profile_warnings(
                 f"Dataset {dataset_name!r}, used by the {concrete} profile, is missing: the "
                 "first notebook that needs it will download it."
             )
+    return warnings + pretrained_weights_warnings(concrete)
+
+
+def pretrained_weights_warnings(profile: str) -> list[str]:
+    """Pretrained networks the profile's lessons load whose weights are not on this machine."""
+    from ldl.models import weights_status  # imports torchvision's model zoo: only when checking
+
+    chosen = PROFILES[profile]
+    needed = dict.fromkeys([chosen.transfer_backbone, *(backbone for backbone, _ in chosen.transfer_also)])
+    warnings = []
+    for name in needed:
+        status = weights_status(name)
+        if status.startswith("missing"):
+            warnings.append(f"Pretrained weights for {name!r} (lesson 4, {profile} profile) are {status}.")
     return warnings
 
 
 # ---------------------------------------------------------------------------------------
 # Running one notebook
 # ---------------------------------------------------------------------------------------
+
+
+# Folders the kernel finds through the environment. It runs in the notebook's folder, so a
+# relative path given on the command line (LDL_DATA=../shared/data) must be made absolute first.
+PATH_VARIABLES = ("LDL_DATA", "LDL_CACHE")
+
+
+def kernel_environment(profile: str, metrics_file: Path) -> dict[str, str]:
+    """The variables a notebook's kernel gets: profile, metrics file, and absolute data/cache folders."""
+    values = {PROFILE_ENV: profile, report.REPORT_ENV: str(metrics_file.resolve())}
+    for name in PATH_VARIABLES:
+        if os.environ.get(name):
+            values[name] = str(Path(os.environ[name]).expanduser().resolve())
+    return values
 
 
 @contextmanager
@@ -248,7 +276,7 @@ def run_notebook(
 
     error: dict[str, object] | None = None
     start = time.perf_counter()
-    with environment_variables(**{PROFILE_ENV: profile, report.REPORT_ENV: str(metrics_file.resolve())}):
+    with environment_variables(**kernel_environment(profile, metrics_file)):
         try:
             papermill.execute_notebook(
                 str(notebook),

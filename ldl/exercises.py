@@ -6,12 +6,13 @@ answer is correct, so a notebook can also ``assert`` it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
 from torchvision.transforms import v2
 
-from ldl.models import feature_side
+from ldl.models import feature_side, unfreeze
 
 
 def check_flatten_size(answer: int, image_size: int = 150, channels: int = 128) -> bool:
@@ -159,4 +160,57 @@ def check_he_std(answer: float, fan_in: int) -> bool:
         print("That is the variance; the standard deviation is its square root.")
     else:
         print("Not quite. He initialisation keeps Var(output) = Var(input) for ReLU: Var(w) = 2 / fan_in.")
+    return False
+
+
+def check_head_parameters(answer: int, in_features: int, num_classes: int) -> bool:
+    """Lesson 4: how many parameters has a new ``nn.Linear(in_features, num_classes)`` head?"""
+    correct = in_features * num_classes + num_classes
+    if answer == correct:
+        print(f"Correct: {in_features} x {num_classes} weights + {num_classes} biases = {correct:,}. "
+              "That is all a frozen network has to learn.")
+        return True
+    if answer == in_features * num_classes:
+        print(f"Close: {in_features} x {num_classes} weights, and each output also has a bias.")
+    elif answer == in_features + num_classes:
+        print("Every input feature connects to every class: the weights form a matrix, not a list.")
+    else:
+        print(f"Not quite ({answer:,}). A linear layer has one weight per (input, output) pair plus one bias "
+              "per output.")
+    return False
+
+
+def check_differential_lrs(answer: list[float], base_lr: float, factor: float, n_groups: int) -> bool:
+    """Lesson 4: the learning rates ``param_groups`` gives its chunks, earliest (input side) first."""
+    correct = [base_lr / factor ** (n_groups - 1 - i) for i in range(n_groups)]
+    close = len(answer) == n_groups and all(abs(a - c) <= 1e-6 * c for a, c in zip(answer, correct))
+    if close:
+        print(f"Correct: {', '.join(f'{c:.0e}' for c in correct)}. The head learns fastest; the early layers, "
+              "whose edge and texture detectors suit any photo, barely move.")
+        return True
+    if len(answer) != n_groups:
+        print(f"Give one rate per chunk: {n_groups} numbers.")
+    elif all(abs(a - c) <= 1e-6 * c for a, c in zip(answer, reversed(correct))):
+        print("Reversed: the chunk next to the output gets the full rate; earlier chunks get less.")
+    else:
+        print(f"Not quite. The last chunk gets base_lr = {base_lr:g}; each earlier one gets {factor:g} times less.")
+    return False
+
+
+def check_trainable_count(answer: int, model: torch.nn.Module, from_: str) -> bool:
+    """Lesson 4: how many parameters are trainable after ``unfreeze(model, from_=from_)``?
+
+    Computed on a copy, so the student's model keeps its current frozen/trainable state.
+    """
+    probe = unfreeze(copy.deepcopy(model), from_=from_)
+    correct = sum(p.numel() for p in probe.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in probe.parameters())
+    if answer == correct:
+        print(f"Correct: {correct:,} of {total:,} parameters ({correct / total:.0%}) train from {from_!r} on.")
+        return True
+    if answer == total:
+        print("That is every parameter: unfreeze(from_=...) keeps the groups before from_ frozen.")
+    else:
+        print(f"Not quite ({answer:,}). Add the trainable column of trainable_table for the group {from_!r} "
+              "and every group after it.")
     return False

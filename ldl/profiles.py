@@ -46,6 +46,15 @@ class Profile:
         grid_widths: conv widths of the recap CNN when a lesson trains a grid of
             configurations (lesson 2 trains nine), so the whole grid fits the budget.
         grid_hidden: units of its dense layer in that case.
+        transfer_backbone: the pretrained network of lesson 4 (a name in ``ldl.models.BACKBONES``).
+        transfer_image_size: the side of its input images; pretrained networks see more in a
+            bigger picture than the scratch CNN needs.
+        transfer_epochs: epochs of each transfer-learning step (head, fine-tuning).
+        transfer_also: further (backbone, dataset) pairs lesson 4 runs after the main one,
+            e.g. VGG19 on Flowers-102 where a GPU makes it affordable.
+        scratch_budget_s: wall time given to lesson 4's scratch CNN, the baseline that the
+            pretrained network must beat in no more time.
+        speed_models: networks whose speed lesson 4 measures on the student's device.
     """
 
     name: str
@@ -61,6 +70,12 @@ class Profile:
     models: tuple[str, ...]
     grid_widths: tuple[int, int, int, int] = (32, 64, 128, 128)
     grid_hidden: int = 512
+    transfer_backbone: str = "efficientnet_lite0"
+    transfer_image_size: int = 128
+    transfer_epochs: int = 2
+    transfer_also: tuple[tuple[str, str], ...] = ()
+    scratch_budget_s: float = 60.0
+    speed_models: tuple[str, ...] = ("mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_lite0", "resnet50", "vgg19")
 
 
 PROFILES: dict[str, Profile] = {
@@ -78,6 +93,17 @@ PROFILES: dict[str, Profile] = {
         models=("efficientnet_lite0",),
         grid_widths=(16, 32, 64, 64),
         grid_hidden=256,
+        # Offline and small: EfficientNet-Lite0's weights ship with a pip package, and at
+        # 128 px its frozen features already separate the sample's cats from its dogs.
+        transfer_backbone="efficientnet_lite0",
+        transfer_image_size=128,
+        transfer_epochs=1,
+        transfer_also=(("efficientnet_lite0", "flowers_sample"),),
+        # Twice what the saved-features step takes on 2 cores, so a slower machine still
+        # gives the scratch CNN at least as much time as the pretrained features.
+        scratch_budget_s=30.0,
+        # VGG19 would take longer than the rest of the lesson on 2 cores.
+        speed_models=("mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_lite0", "resnet18"),
     ),
     "cpu": Profile(
         name="cpu",
@@ -91,6 +117,10 @@ PROFILES: dict[str, Profile] = {
         num_workers=2,
         device="cpu",
         models=("efficientnet_lite0", "mobilenet_v3_small"),
+        transfer_backbone="mobilenet_v3_large",
+        transfer_image_size=160,
+        transfer_epochs=3,
+        scratch_budget_s=120.0,
     ),
     "gpu": Profile(
         name="gpu",
@@ -112,6 +142,10 @@ PROFILES: dict[str, Profile] = {
             "vit_b_16",
             "swin_t",
         ),
+        transfer_backbone="mobilenet_v3_large",
+        transfer_image_size=224,
+        transfer_epochs=5,
+        transfer_also=(("vgg19", "flowers102"),),
     ),
 }
 

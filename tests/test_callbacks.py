@@ -10,7 +10,7 @@ from ldl.train.callbacks import Callback, CancelFit, EarlyStopping, ModelCheckpo
 from ldl.train.checkpoint import load_checkpoint
 from ldl.train.trainer import Trainer
 
-EVENTS = ("on_fit_start", "on_epoch_start", "after_backward", "on_batch_end", "on_epoch_end", "on_fit_end")
+EVENTS = ("on_fit_start", "on_epoch_start", "on_train_epoch_start", "after_backward", "on_batch_end", "on_epoch_end", "on_fit_end")
 
 
 def batches(num_batches: int = 3, batch_size: int = 8, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -44,6 +44,10 @@ class Recorder(Callback):
 
     def on_epoch_start(self, trainer: Trainer) -> None:
         self.events.append(("on_epoch_start", trainer.epoch))
+
+    def on_train_epoch_start(self, trainer: Trainer) -> None:
+        assert trainer.model.training  # called after model.train()
+        self.events.append(("on_train_epoch_start", trainer.epoch))
 
     def after_backward(self, trainer: Trainer) -> None:
         # Gradients exist here, and the loss of this batch is available as a tensor.
@@ -96,7 +100,7 @@ class Snapshots(Callback):
 def test_events_come_in_the_documented_order() -> None:
     recorder, second = Recorder(), Recorder()
     quiet_trainer([recorder, second]).fit(batches(num_batches=3), epochs=2)
-    per_epoch = lambda e: [("on_epoch_start", e)] + [("after_backward", e), ("on_batch_end", e)] * 3 + [("on_epoch_end", e)]
+    per_epoch = lambda e: [("on_epoch_start", e), ("on_train_epoch_start", e)] + [("after_backward", e), ("on_batch_end", e)] * 3 + [("on_epoch_end", e)]
     expected = [("on_fit_start", 0)] + per_epoch(1) + per_epoch(2) + [("on_fit_end", 2)]
     assert recorder.events == expected
     assert second.events == expected

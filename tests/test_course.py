@@ -102,6 +102,21 @@ def test_profile_is_injected_and_set_in_the_kernel_environment(course_run) -> No
     assert printed.strip().splitlines()[0] == "smoke"  # print(os.environ["LDL_PROFILE"])
 
 
+def test_relative_data_and_cache_folders_reach_the_kernel_as_absolute_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LDL_DATA", "../shared/data")
+    monkeypatch.setenv("LDL_CACHE", "build/cache")
+    values = course.kernel_environment("smoke", Path("metrics.json"))
+    # The kernel runs in notebooks/: relative paths would point somewhere else there.
+    assert values["LDL_DATA"] == str((tmp_path.parent / "shared" / "data").resolve())
+    assert values["LDL_CACHE"] == str((tmp_path / "build" / "cache").resolve())
+    assert values[course.PROFILE_ENV] == "smoke"
+    monkeypatch.delenv("LDL_DATA")
+    assert "LDL_DATA" not in course.kernel_environment("smoke", Path("metrics.json"))
+
+
 def test_report_md_covers_both_notebooks_and_the_failure(course_run) -> None:
     _, build, _ = course_run
     text = (build / "report.md").read_text()
@@ -173,7 +188,13 @@ def _dataset_row(name: str, status: str, network: dict[str, str] | None = None) 
     return row
 
 
-def test_gpu_profile_without_cuda_is_warned_about() -> None:
+@pytest.fixture
+def weights_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if every pretrained network's weights were on this machine (tested on their own below)."""
+    monkeypatch.setattr(course, "pretrained_weights_warnings", lambda profile: [])
+
+
+def test_gpu_profile_without_cuda_is_warned_about(weights_cached: None) -> None:
     no_cuda = {"cuda_available": False, "device": "cpu"}
     with_cuda = {"cuda_available": True, "device": "Tesla T4"}
     ready = [_dataset_row("cats_and_dogs", "ready")]
@@ -184,7 +205,7 @@ def test_gpu_profile_without_cuda_is_warned_about() -> None:
     assert course.profile_warnings("auto", no_cuda, ready) == []
 
 
-def test_missing_profile_dataset_is_warned_about() -> None:
+def test_missing_profile_dataset_is_warned_about(weights_cached: None) -> None:
     cpu = {"cuda_available": False, "device": "cpu"}
     url = "https://example.org/cats.zip"
 
@@ -287,6 +308,17 @@ def test_check_url_reports_a_server_that_is_not_there() -> None:
     result = readiness.check_url(f"http://127.0.0.1:{port}/x.zip", timeout=1.0)
     assert result.startswith("unreachable: ")
     assert readiness.check_url("not a url").startswith("unreachable: ")
+
+
+def test_missing_pretrained_weights_of_the_profile_are_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # an empty hub cache
+    warnings = course.pretrained_weights_warnings("gpu")
+    assert [w.split("'")[1] for w in warnings] == ["mobilenet_v3_large", "vgg19"]
+    assert str(tmp_path / "checkpoints") in warnings[0] and "needs network" in warnings[0]
+    # The smoke profile's EfficientNet-Lite0 ships with a pip package: nothing to warn about.
+    assert course.pretrained_weights_warnings("smoke") == []
 
 
 def test_weights_report_lists_hub_checkpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -100,3 +100,21 @@ def test_lesson3_vanishing_gradients_and_clipping(smoke_report: dict) -> None:
     assert 0.1 <= metrics["grad_ratio_relu_he"] <= 10, metrics
     # Clipping by norm: no step's gradient was longer than the clipping norm.
     assert metrics["max_norm_after_clip"] <= metrics["clip_norm"] * (1 + 1e-5), metrics
+
+
+def test_lesson4_pretrained_features_beat_scratch_and_fine_tuning_keeps_them(smoke_report: dict) -> None:
+    samples_or_skip("cats_and_dogs_sample")
+    metrics = smoke_report["notebooks"]["04_transfer_learning"]["metrics"]
+    # Frozen EfficientNet-Lite0 features + a linear head, on real photos, offline.
+    assert metrics["features_val_acc"] >= 0.93, metrics
+    # ... at least 0.15 above the scratch CNN, which got at least as much wall time.
+    assert metrics["features_val_acc"] - metrics["scratch_val_acc"] >= 0.15, metrics
+    assert metrics["features_seconds"] <= metrics["scratch_seconds"], metrics
+    # Fine-tuning with differential learning rates loses at most 0.01 against the frozen base.
+    assert metrics["finetune_val_acc"] >= metrics["frozen_val_acc"] - 0.01, metrics
+    # The rate used lies within 10x of the LR finder's suggestion.
+    assert metrics["lr_found"] / 10 <= metrics["lr_used"] <= metrics["lr_found"] * 10, metrics
+    assert metrics["export_max_diff"] <= 1e-5, metrics
+    assert metrics["onnx_max_diff"] <= 1e-4, metrics  # the dev extras install ONNX Runtime
+    # The same recipe on another domain (the flowers sample, 5 classes: chance is 0.2) learns.
+    assert metrics["also_efficientnet_lite0_on_flowers_sample_finetuned"] >= 0.45, metrics

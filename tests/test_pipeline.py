@@ -31,6 +31,18 @@ def test_fast_and_per_sample_pipelines_give_the_same_images(cats_and_dogs_sample
     assert sum(len(y) for _, y in fast.train) == 40
 
 
+def test_image_size_and_normalisation_can_be_chosen_per_network(cats_and_dogs_sample: Path, smoke) -> None:
+    half = (0.5, 0.5, 0.5)
+    for fast in (True, False):
+        loaders = make_loaders(smoke, fast=fast, progress=False, image_size=40, mean=half, std=half)
+        x, _ = next(iter(loaders.val))
+        assert x.shape[-2:] == (40, 40) and loaders.image_size == 40
+        assert loaders.mean == loaders.std == half
+        # (pixel - 0.5) / 0.5 maps [0, 1] onto [-1, 1], and real photos use most of that range.
+        assert x.min() >= -1.0 - 1e-6 and x.max() <= 1.0 + 1e-6
+        assert x.min() < -0.9 and x.max() > 0.9
+
+
 def test_smoke_without_samples_falls_back_to_synthetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, smoke) -> None:
     monkeypatch.setenv("LDL_DATA", str(tmp_path / "empty"))
     with pytest.warns(UserWarning, match="synthetic"):

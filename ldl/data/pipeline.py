@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch.utils.data import DataLoader
@@ -83,6 +83,9 @@ def make_loaders(
     fast: bool = True,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     progress: bool = True,
+    image_size: int | None = None,
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
 ) -> Loaders:
     """Build train and validation loaders sized by ``profile``.
 
@@ -95,13 +98,23 @@ def make_loaders(
             (B, 3, S, S) floats in [0, 1] (e.g. ``ldl.data.batch_augment.BatchAugment``); for
             ``fast=False`` a per-image ``transforms.v2`` transform on PIL images.
         progress: show progress bars while decoding.
+        image_size: side of the square images; defaults to the profile's. A pretrained
+            network may want a different size than the scratch CNN (lesson 4).
+        mean, std: per-channel normalisation. ImageNet's by default, which most pretrained
+            networks expect; a network trained with other values (EfficientNet-Lite: 0.5)
+            must be fed what it was trained on.
     """
+    if image_size is not None:
+        profile = replace(profile, image_size=image_size)
     name = resolve_dataset(profile, dataset)
     train_index = load_index(name, "train").limit_per_class(profile.train_per_class)
     val_index = load_index(name, "validation").limit_per_class(profile.val_per_class)
     if fast:
-        return _fast_loaders(profile, name, train_index, val_index, augment, progress)
-    return _per_sample_loaders(profile, name, train_index, val_index, augment)
+        loaders = _fast_loaders(profile, name, train_index, val_index, augment, progress, mean, std)
+    else:
+        loaders = _per_sample_loaders(profile, name, train_index, val_index, augment, mean, std)
+    loaders.mean, loaders.std = tuple(mean), tuple(std)
+    return loaders
 
 
 def _fast_loaders(
@@ -111,11 +124,13 @@ def _fast_loaders(
     val_index: ImageIndex,
     augment: Callable[[torch.Tensor], torch.Tensor] | None,
     progress: bool,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
 ) -> Loaders:
     cache_dir = default_cache_dir()
     train_cache = build_tensor_cache(train_index, profile.image_size, cache_dir=cache_dir, progress=progress)
     val_cache = build_tensor_cache(val_index, profile.image_size, cache_dir=cache_dir, progress=progress)
-    common = dict(batch_size=profile.batch_size, device=profile.device, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    common = dict(batch_size=profile.batch_size, device=profile.device, mean=mean, std=std)
     return Loaders(
         train=DeviceLoader.from_cache(train_cache, shuffle=True, augment=augment, **common),
         val=DeviceLoader.from_cache(val_cache, shuffle=False, **common),
@@ -126,7 +141,12 @@ def _fast_loaders(
     )
 
 
-def per_sample_transform(image_size: int, augment: Callable | None = None) -> v2.Compose:
+def per_sample_transform(
+    image_size: int,
+    augment: Callable | None = None,
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
+) -> v2.Compose:
     """The per-sample transform: resize the short side, centre-crop, (augment,) to a normalised tensor.
 
     PIL image -> (3, image_size, image_size) float.
@@ -134,7 +154,7 @@ def per_sample_transform(image_size: int, augment: Callable | None = None) -> v2
     steps: list[Callable] = [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)]
     if augment is not None:
         steps.append(augment)
-    steps += [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    steps += [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
     return v2.Compose(steps)
 
 
@@ -144,9 +164,11 @@ def _per_sample_loaders(
     train_index: ImageIndex,
     val_index: ImageIndex,
     augment: Callable | None,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
 ) -> Loaders:
-    train_set = RobustImageDataset(train_index, transform=per_sample_transform(profile.image_size, augment))
-    val_set = RobustImageDataset(val_index, transform=per_sample_transform(profile.image_size))
+    train_set = RobustImageDataset(train_index, transform=per_sample_transform(profile.image_size, augment, mean, std))
+    val_set = RobustImageDataset(val_index, transform=per_sample_transform(profile.image_size, None, mean, std))
     common = dict(
         batch_size=profile.batch_size,
         num_workers=profile.num_workers,

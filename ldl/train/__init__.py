@@ -13,6 +13,10 @@ from ldl.train.callbacks import BatchNormStats
 from ldl.train.grid import Comparison, RunConfig, run_grid
 from ldl.train.regularizers import PenalizedLoss, decay_param_groups, penalized_parameters, smooth_labels
 from ldl.train.callbacks import GradientStats, NonFiniteGuard
+# lesson 4: transfer learning
+from ldl.train.callbacks import FreezeBatchNorm, TimeBudget, save_trainer_checkpoint
+from ldl.train.lr_finder import LRFinderResult, lr_find
+from ldl.train.schedules import LRRecorder, one_cycle, preview_schedule, warm_restarts
 
 __all__ = [
     "Callback",
@@ -41,4 +45,14 @@ __all__ = [
     # lesson 3: initialisation and gradients
     "GradientStats",
     "NonFiniteGuard",
+    # lesson 4: transfer learning, learning-rate finder and schedules
+    "FreezeBatchNorm",
+    "TimeBudget",
+    "save_trainer_checkpoint",
+    "LRFinderResult",
+    "LRRecorder",
+    "lr_find",
+    "one_cycle",
+    "preview_schedule",
+    "warm_restarts",
 ]

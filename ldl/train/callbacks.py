@@ -6,6 +6,7 @@ these events (``trainer`` is the running Trainer; read ``trainer.epoch``,
 
     on_fit_start
         on_epoch_start
+            on_train_epoch_start  # after model.train(): switch single modules back to eval here
             after_backward      # every batch: gradients exist, the step has not happened
             on_batch_end        # every batch: after optimizer.step()
         on_epoch_end            # trainer.logs holds the epoch's numbers, already in history
@@ -18,7 +19,9 @@ the message in ``trainer.stop_reason`` and still calls ``on_fit_end``.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -41,6 +44,12 @@ class Callback:
 
     def on_epoch_start(self, trainer: Trainer) -> None:
         """Before the epoch's first batch."""
+
+    def on_train_epoch_start(self, trainer: Trainer) -> None:
+        """Right after ``model.train()``, before the first training batch.
+
+        The place to put single modules back into eval mode (see :class:`FreezeBatchNorm`).
+        """
 
     def after_backward(self, trainer: Trainer) -> None:
         """After ``loss.backward()``, before ``optimizer.step()``: inspect or clip gradients here.
@@ -342,6 +351,68 @@ class NonFiniteGuard(Callback):
             raise CancelFit(self.message)
         save_trainer_checkpoint(self.checkpoint_path, trainer)
         self.saved_epoch = trainer.epoch
+
+
+class FreezeBatchNorm(Callback):
+    """Keep batch-norm layers in eval mode while the rest of the model trains.
+
+    ``model.train()`` makes every BatchNorm layer normalise with the statistics of the
+    current batch and update its running averages. In a frozen pretrained base those
+    averages were measured on ImageNet and are part of what we froze: a few small batches
+    of our photos would overwrite them, and the features would drift although no weight
+    was trained. So after every ``model.train()`` a batch-norm layer whose parameters are
+    all frozen goes back into eval mode (Keras does the same for ``trainable=False``).
+
+    ``only_frozen=False`` keeps *every* batch-norm layer in eval mode, also those being
+    fine-tuned: their scale and shift still learn, their statistics stay ImageNet's. This
+    is the usual advice when fine-tuning on a small dataset (Keras's transfer-learning
+    guide gives it), since batch statistics from a few dozen augmented photos are noisy.
+    """
+
+    def __init__(self, only_frozen: bool = True) -> None:
+        self.only_frozen = only_frozen
+
+    def on_train_epoch_start(self, trainer: Trainer) -> None:
+        frozen_batchnorm_to_eval(trainer.model, only_frozen=self.only_frozen)
+
+
+def frozen_batchnorm_to_eval(model: torch.nn.Module, only_frozen: bool = True) -> None:
+    """Put batch-norm layers whose parameters are all frozen (or all of them) in eval mode.
+
+    See :class:`FreezeBatchNorm`.
+    """
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            frozen = not any(p.requires_grad for p in module.parameters())
+            if frozen or not only_frozen:
+                module.eval()
+
+
+class TimeBudget(Callback):
+    """Stop the fit before an epoch that would end after ``seconds`` of training.
+
+    Used to compare two methods fairly: "the same wall time" for each. The next epoch is
+    assumed to take as long as the last one, so the budget is not overrun by a whole
+    epoch; the first epoch always runs. ``clock`` is for tests (a fake clock).
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.perf_counter) -> None:
+        if not seconds > 0:
+            raise ValueError(f"seconds must be positive; got {seconds!r}.")
+        self.seconds, self.clock = seconds, clock
+        self._fit_start = self._epoch_start = 0.0
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self._fit_start = self.clock()
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        self._epoch_start = self.clock()
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        now = self.clock()
+        elapsed, last_epoch = now - self._fit_start, now - self._epoch_start
+        if elapsed + last_epoch > self.seconds and trainer.epoch < trainer.epochs:
+            raise CancelFit(f"time budget of {self.seconds:g} s reached after {trainer.epoch} epochs ({elapsed:.1f} s)")
 
 
 def save_trainer_checkpoint(path: str | Path, trainer: Trainer) -> Path:

@@ -30,7 +30,7 @@ from ldl.train.history import History
 CHECKPOINT_FORMAT = "ldl-checkpoint-1"
 
 
-def _atomic_torch_save(obj: Any, path: str | Path) -> Path:
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` to a temporary file in the same folder, then rename it over ``path``.
 
     ``os.replace`` is atomic when both names are on the same file system (hence the same
@@ -52,7 +52,7 @@ def _atomic_torch_save(obj: Any, path: str | Path) -> Path:
     return path
 
 
-def _rng_states() -> dict[str, Any]:
+def rng_states() -> dict[str, Any]:
     """Every random generator a fit draws from: shuffling, dropout, augmentation."""
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     return {
@@ -96,9 +96,9 @@ def save_checkpoint(
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         "history": history.to_dict() if history is not None else {},
-        "rng": _rng_states(),
+        "rng": rng_states(),
     }
-    return _atomic_torch_save(checkpoint, path)
+    return atomic_torch_save(checkpoint, path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device | None = "cpu") -> dict[str, Any]:
@@ -117,7 +117,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device | None = 
 
 def save_weights(model: nn.Module, path: str | Path) -> Path:
     """Save the model's ``state_dict`` alone (atomically): the recommended way to share a model."""
-    return _atomic_torch_save(model.state_dict(), path)
+    return atomic_torch_save(model.state_dict(), path)
 
 
 def load_weights(

@@ -192,6 +192,7 @@ class Trainer:
         # train(): dropout drops, and batch norm normalises with the batch's own statistics
         # while updating its running averages. evaluate() switches both back with eval().
         self.model.train()
+        self._call("on_train_epoch_start")
         loss_meter, accuracy_meter, grad_norm_meter = MeanMeter(), MeanMeter(), MeanMeter()
         bar = self._progress_bar(loader, f"Epoch {self.epoch}/{self.epochs}")
         for x, y in bar:

@@ -1,0 +1,68 @@
+"""The throughput measurer: warm-up, synchronisation on CUDA, medians; parameter and MAC counts."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from ldl import bench
+
+
+def test_time_repeats_warms_up_then_synchronises_around_every_timed_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: events.append("sync"))
+    ticks = iter(range(100))
+    seconds = bench.time_repeats(
+        lambda: events.append("step"), torch.device("cuda"), warmup=2, repeats=3, clock=lambda: float(next(ticks))
+    )
+    # Two untimed warm-up steps, then each timed step between two synchronisations.
+    assert events == ["step", "step"] + ["sync", "step", "sync"] * 3
+    assert seconds == [1.0, 1.0, 1.0]
+
+
+def test_no_synchronisation_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[object] = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(device))
+    bench.time_repeats(lambda: None, torch.device("cpu"), warmup=0, repeats=2)
+    assert calls == []
+
+
+def test_throughput_is_batch_size_over_the_median(monkeypatch: pytest.MonkeyPatch) -> None:
+    durations = [0.5, 0.1, 0.2, 0.9, 0.2]  # one slow outlier must not move the result
+    monkeypatch.setattr(bench, "time_repeats", lambda step, device, warmup, repeats: list(durations))
+    result = bench.measure_throughput(nn.Conv2d(3, 4, 3), image_size=8, batch_size=4)
+    assert result.images_per_s == pytest.approx(4 / statistics.median(durations))
+    assert result.seconds_per_batch == durations and result.mode == "inference"
+
+
+def test_training_mode_updates_the_weights_and_inference_does_not() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    before = [p.detach().clone() for p in model.parameters()]
+    inference = bench.measure_throughput(model, image_size=16, batch_size=4, warmup=1, repeats=2)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    training = bench.measure_throughput(model, image_size=16, batch_size=4, train=True, warmup=1, repeats=2)
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert inference.images_per_s > 0 and training.images_per_s > 0 and training.mode == "training"
+    assert inference.peak_memory_mb is None  # not tracked on the CPU
+
+
+def test_channels_last_and_mixed_precision_run_on_the_cpu() -> None:
+    model = torchvision.models.mobilenet_v3_small(num_classes=2)
+    result = bench.measure_throughput(model, image_size=32, batch_size=2, channels_last=True,
+                                      mixed_precision=True, warmup=1, repeats=1)
+    assert result.settings == {"mixed_precision": "torch.bfloat16", "channels_last": True}
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_large", "vit_b_16"])
+def test_counts_agree_with_torchvision_published_figures(name: str) -> None:
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    model = torchvision.models.get_model(name, weights=None)
+    assert bench.count_parameters(model) == weights.meta["num_params"] == sum(p.numel() for p in model.parameters())
+    macs = bench.count_macs(model, image_size=224)
+    # torchvision publishes "GFLOPS" that are in fact multiply-accumulates (ResNet-18: 1.81).
+    assert macs / 1e9 == pytest.approx(weights.meta["_ops"], rel=0.02)
+    assert model.training  # restored

@@ -1,0 +1,198 @@
+"""Exports (.pt2 and ONNX) give the eager model's outputs, at the example's batch size and another."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from ldl.export import (
+    ExportMismatch,
+    OnnxModel,
+    _has_dynamic_batch,
+    check_export,
+    export_onnx,
+    export_program,
+    load_program,
+)
+
+
+def realistic(model: nn.Module, image_size: int) -> nn.Module:
+    """Give ``model`` batch-norm statistics measured on data, and outputs of about 0.1.
+
+    Freshly built networks output almost nothing (mobilenet_v3_small's logits are ~1e-10):
+    a 1e-5 tolerance would then pass anything. At ~0.1 it is a 1e-4 relative check, while
+    float32 rounding over some 50 layers (~1e-5 relative) stays well below it.
+    """
+    torch.manual_seed(0)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = None  # a plain average over the batches seen
+            module.reset_running_stats()
+        if isinstance(module, nn.Linear):
+            module.reset_parameters()
+    batch = torch.rand(8, 3, image_size, image_size) * 2 - 1
+    output_layer = [module for module in model.modules() if isinstance(module, nn.Linear)][-1]
+    with torch.no_grad():
+        model.train()(batch)
+        scale = 0.1 / model.eval()(batch).abs().max()
+        output_layer.weight *= scale
+        output_layer.bias *= scale
+    return model
+
+
+def recap_cnn() -> nn.Module:
+    from ldl.models import RecapCNN
+
+    return RecapCNN(num_classes=2, image_size=64)
+
+
+def mobilenet_v3_small() -> nn.Module:
+    return torchvision.models.mobilenet_v3_small(weights=None, num_classes=2)
+
+
+def efficientnet_lite0() -> nn.Module:
+    efficientnet_lite_pytorch = pytest.importorskip("efficientnet_lite_pytorch")
+    # image_size fixes its "same" padding; 64 px instead of 224 keeps the eager runs quick.
+    return efficientnet_lite_pytorch.EfficientNet.from_name("efficientnet-lite0", num_classes=2, image_size=64)
+
+
+MODELS = {"recap_cnn": recap_cnn, "mobilenet_v3_small": mobilenet_v3_small, "efficientnet_lite0": efficientnet_lite0}
+IMAGE_SIZE = 64
+
+
+@dataclass
+class Exported:
+    model: nn.Module
+    example: torch.Tensor  # (2, 3, S, S)
+    program_path: Path
+    onnx_path: Path
+    program: nn.Module  # loaded from program_path (loading takes about a second)
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Exported:
+    """Each model exported once to .pt2 and ONNX, shared by the tests below."""
+    model = realistic(MODELS[request.param](), IMAGE_SIZE).train()  # exports must not depend on the caller's mode
+    example = torch.rand(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    folder = tmp_path_factory.mktemp(request.param)
+    program_path = export_program(model, example, folder / "model.pt2")
+    onnx_path = export_onnx(model, example, folder / "model.onnx")
+    return Exported(model, example, program_path, onnx_path, load_program(program_path))
+
+
+def test_export_leaves_the_callers_model_as_it_was(exported: Exported) -> None:
+    assert exported.model.training  # still in train mode: the export used an eval copy
+    assert sorted(p.name for p in exported.onnx_path.parent.iterdir()) == ["model.onnx", "model.pt2"]
+
+
+def eager_outputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model's eval-mode outputs; its mode is put back afterwards."""
+    was_training = model.training
+    with torch.no_grad():
+        outputs = model.eval()(x)
+    model.train(was_training)
+    return outputs
+
+
+def test_program_matches_the_eager_model_at_two_batch_sizes(exported: Exported) -> None:
+    assert _has_dynamic_batch(exported.program)  # so check_export also tries batch size 3
+    assert check_export(exported.model, exported.program, exported.example) <= 1e-5
+    three = torch.cat([exported.example, exported.example[:1].flip(-2)])
+    expected = eager_outputs(exported.model, three)
+    assert expected.abs().max() > 1e-2  # large enough for the tolerance to mean something
+    assert torch.allclose(exported.program(three), expected, atol=1e-5, rtol=0)
+
+
+def test_onnx_matches_the_eager_model_at_two_batch_sizes(exported: Exported) -> None:
+    onnx_model = OnnxModel(exported.onnx_path)
+    assert onnx_model.dynamic_batch and _has_dynamic_batch(onnx_model)
+    assert check_export(exported.model, onnx_model, exported.example) <= 1e-5
+    three = torch.cat([exported.example, exported.example[:1].flip(-2)])
+    assert torch.allclose(onnx_model(three), eager_outputs(exported.model, three), atol=1e-5, rtol=0)
+
+
+def test_check_export_raises_on_a_different_model(exported: Exported) -> None:
+    program = exported.program
+    nudged = copy.deepcopy(exported.model)
+    last_linear = [module for module in nudged.modules() if isinstance(module, nn.Linear)][-1]
+    with torch.no_grad():
+        last_linear.bias += 0.01  # every logit moves by 0.01, a thousand times the tolerance
+    with pytest.raises(ExportMismatch, match=r"differ from the eager model's by up to 0.01") as error:
+        check_export(nudged, program, exported.example)
+    assert isinstance(error.value, AssertionError)  # so a plain `assert`-style test reports it
+
+
+# ---------------------------------------------------------------- a tiny model: options and errors
+
+
+def tiny() -> nn.Module:
+    """(B, 3, 8, 8) -> (B, 2), with batch norm: eval and train mode differ."""
+    torch.manual_seed(0)
+    return realistic(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+                                   nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)), 8)
+
+
+def test_a_static_export_is_checked_at_its_own_batch_size_only(tmp_path: Path) -> None:
+    model, example = tiny(), torch.randn(2, 3, 8, 8)
+    program = load_program(export_program(model, example, tmp_path / "static.pt2", dynamic_batch=False))
+    assert not _has_dynamic_batch(program)
+    assert check_export(model, program, example) <= 1e-5
+    with pytest.raises(Exception):  # the batch size is part of this program
+        program(torch.randn(3, 3, 8, 8))
+    onnx_model = OnnxModel(export_onnx(model, example, tmp_path / "static.onnx", dynamic_batch=False))
+    assert not onnx_model.dynamic_batch
+    assert check_export(model, onnx_model, example) <= 1e-5
+
+
+def test_a_dynamic_export_needs_an_example_of_two_or_more(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"batch size 1.*at least 2.*images\[:2\]"):
+        export_program(tiny(), torch.randn(1, 3, 8, 8), tmp_path / "model.pt2")
+    with pytest.raises(ValueError, match="at least 2"):
+        export_onnx(tiny(), torch.randn(1, 3, 8, 8), tmp_path / "model.onnx")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_program_file_must_end_in_pt2(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"model\.pt2"):
+        export_program(tiny(), torch.randn(2, 3, 8, 8), tmp_path / "model.pt")
+
+
+def test_missing_files_say_how_to_make_them(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"export_program\(model, example, path\)"):
+        load_program(tmp_path / "missing.pt2")
+    with pytest.raises(FileNotFoundError, match=r"export_onnx\(model, example, path\)"):
+        OnnxModel(tmp_path / "missing.onnx")
+
+
+def test_missing_onnx_packages_say_which_extra_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now raises ImportError
+    monkeypatch.setitem(sys.modules, "onnxscript", None)
+    with pytest.raises(ImportError, match=r'pip install "ldl\[export\]"'):
+        OnnxModel(tmp_path / "model.onnx")
+    with pytest.raises(ImportError, match=r"onnxscript.*ldl\[export\]"):
+        export_onnx(tiny(), torch.randn(2, 3, 8, 8), tmp_path / "model.onnx")
+
+
+def test_a_failed_export_leaves_the_previous_file_intact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, example = tiny(), torch.randn(2, 3, 8, 8)
+    path = export_program(model, example, tmp_path / "model.pt2")
+    before = path.read_bytes()
+
+    def crashing_save(program, file, *args, **kwargs) -> None:
+        Path(file).write_bytes(b"half a program")  # some bytes reach the disk, then it "dies"
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch.export, "save", crashing_save)
+    with pytest.raises(OSError, match="disk full"):
+        export_program(nn.Sequential(model, nn.ReLU()), example, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt2"]  # no temporary folder left
+    assert check_export(model, load_program(path), example) <= 1e-5
