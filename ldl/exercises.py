@@ -214,3 +214,42 @@ def check_trainable_count(answer: int, model: torch.nn.Module, from_: str) -> bo
         print(f"Not quite ({answer:,}). Add the trainable column of trainable_table for the group {from_!r} "
               "and every group after it.")
     return False
+
+
+def check_patch_count(answer: int, image_size: int, patch_size: int) -> bool:
+    """Lesson 5: how many tokens enter ViT's transformer for a square image (patches + class token)?"""
+    patches = (image_size // patch_size) ** 2
+    correct = patches + 1
+    if answer == correct:
+        print(f"Correct: ({image_size} / {patch_size})^2 = {patches} patches, plus the class token: {correct}. "
+              "The position embeddings must be interpolated to this new grid.")
+        return True
+    if answer == patches:
+        print("Close: those are the patches; ViT puts one more token in front, the class token.")
+    elif answer == image_size // patch_size:
+        print("That is one row of patches; the grid is square.")
+    else:
+        print(f"Not quite ({answer}). Count patches per side ({image_size} / {patch_size}), square it, add one.")
+    return False
+
+
+def check_vit_macs_growth(answer: float, from_size: int, to_size: int, patch_size: int) -> bool:
+    """Lesson 5: by what factor grows attention's ``Q K^T`` cost when the image side grows?
+
+    The number of tokens grows with the area, (to/from)^2, and ``Q K^T`` compares every
+    token with every other: (tokens)^2, so the side ratio to the 4th power (the class token aside).
+    """
+    tokens_from, tokens_to = (from_size // patch_size) ** 2, (to_size // patch_size) ** 2
+    correct = (tokens_to / tokens_from) ** 2
+    if abs(answer - correct) <= 0.05 * correct:
+        print(f"Correct: {tokens_from} -> {tokens_to} tokens ({tokens_to / tokens_from:g}x), and every token meets "
+              f"every other: {correct:g}x. The linear layers grow only {tokens_to / tokens_from:g}x, which is why "
+              "Swin restricts attention to windows.")
+        return True
+    if abs(answer - tokens_to / tokens_from) <= 0.05 * tokens_to / tokens_from:
+        print("That is how the number of tokens grows; attention compares every pair of tokens.")
+    elif abs(answer - to_size / from_size) < 1e-6:
+        print("That is the side; the number of patches grows with the area.")
+    else:
+        print("Not quite. How many tokens at each size? And how does the number of token pairs grow?")
+    return False

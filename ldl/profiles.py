@@ -55,6 +55,11 @@ class Profile:
         scratch_budget_s: wall time given to lesson 4's scratch CNN, the baseline that the
             pretrained network must beat in no more time.
         speed_models: networks whose speed lesson 4 measures on the student's device.
+        compare_models: the networks lesson 5 measures side by side.
+        compare_image_size: the side of their input images (224: the size their figures are published for).
+        compare_batch_size: images per batch when measuring inference throughput.
+        compare_train_batch_size: images per batch when measuring training throughput.
+        compare_repeats: timed repeats per measurement (the median is reported).
     """
 
     name: str
@@ -76,6 +81,11 @@ class Profile:
     transfer_also: tuple[tuple[str, str], ...] = ()
     scratch_budget_s: float = 60.0
     speed_models: tuple[str, ...] = ("mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_lite0", "resnet50", "vgg19")
+    compare_models: tuple[str, ...] = ("mobilenet_v3_large", "resnet50", "convnext_tiny", "swin_t", "vit_b_16")
+    compare_image_size: int = 224
+    compare_batch_size: int = 8
+    compare_train_batch_size: int = 4
+    compare_repeats: int = 3
 
 
 PROFILES: dict[str, Profile] = {
@@ -104,6 +114,11 @@ PROFILES: dict[str, Profile] = {
         scratch_budget_s=30.0,
         # VGG19 would take longer than the rest of the lesson on 2 cores.
         speed_models=("mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_lite0", "resnet18"),
+        # The five real networks at their published 224 px, but tiny batches: on 2 cores a
+        # ViT-B/16 image costs about a second.
+        compare_batch_size=2,
+        compare_train_batch_size=2,
+        compare_repeats=2,
     ),
     "cpu": Profile(
         name="cpu",
@@ -146,6 +161,9 @@ PROFILES: dict[str, Profile] = {
         transfer_image_size=224,
         transfer_epochs=5,
         transfer_also=(("vgg19", "flowers102"),),
+        compare_batch_size=64,
+        compare_train_batch_size=32,
+        compare_repeats=5,
     ),
 }
 

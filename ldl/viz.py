@@ -668,3 +668,142 @@ def plot_accuracy_vs_speed(
     ax.set(xlabel="images/s on this device (log scale; right is faster)", ylabel="ImageNet top-1 (%)", title=title)
     ax.grid(alpha=0.3, which="both")
     return fig
+
+
+# ---------------------------------------------------------------- lesson 5: patches and attention
+
+
+def show_patch_grid(
+    image: torch.Tensor,
+    patch_size: int,
+    *,
+    max_patches: int | None = None,
+    per_row: int | None = None,
+    normalized: bool = True,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> Figure:
+    """How a ViT reads an image: the photo with its patch grid (left), the patches as a sequence (right).
+
+    Each patch carries the same number in both panels: its place in the sequence, counted
+    from 0 as ``ldl.vit.patchify(images, patch_size)[:, i]`` (the transformer's token i + 1,
+    after the class token). The sequence wraps onto several rows only to fit the page.
+
+    Args:
+        image: (3, H, W) float (normalised when ``normalized``) or uint8; H and W multiples
+            of ``patch_size``.
+        max_patches: show only the first patches of the sequence (default: all of them).
+        per_row: patches per row of the sequence panel (default: at least 16, or two image rows).
+    """
+    from ldl.vit import patchify  # here: the other plots need nothing from the ViT code
+
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"image must be one (3, H, W) image, e.g. images[0]; got shape {tuple(image.shape)}.")
+    image = image.detach().cpu()
+    if image.dtype == torch.uint8:
+        image = image.float() / 255
+    elif normalized:
+        image = denormalize(image, mean, std)
+    height, width = image.shape[-2:]
+    patches = patchify(image.unsqueeze(0), patch_size)[0]  # (N, 3*P*P); a clear error if H or W does not divide
+    total, columns = len(patches), width // patch_size
+    if max_patches is not None and max_patches < 1:
+        raise ValueError(f"max_patches must be at least 1 (or None for all {total}); got {max_patches}.")
+    if per_row is not None and per_row < 1:
+        raise ValueError(f"per_row must be at least 1 (or None to choose); got {per_row}.")
+    count = total if max_patches is None else min(max_patches, total)
+    per_row = min(count, per_row or max(16, 2 * columns))
+    strip, corners = _patch_strip(patches[:count].reshape(count, 3, patch_size, patch_size), per_row)
+
+    fig, (ax_image, ax_strip) = plt.subplots(
+        1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1.6]}, layout="constrained")
+    ax_image.imshow(_as_hwc(image))
+    for x in range(0, width + 1, patch_size):
+        ax_image.axvline(x - 0.5, color="white", linewidth=0.8)
+    for y in range(0, height + 1, patch_size):
+        ax_image.axhline(y - 0.5, color="white", linewidth=0.8)
+    fontsize = 8 if count <= 64 else 5
+    for i in range(count):
+        row, col = divmod(i, columns)  # row-major, as patchify cuts them
+        ax_image.text((col + 0.5) * patch_size, (row + 0.5) * patch_size, str(i), color="white",
+                      fontsize=fontsize, ha="center", va="center")
+    ax_image.set_title(f"{height // patch_size} x {columns} = {total} patches of {patch_size} x {patch_size} px",
+                       fontsize=10)
+    ax_strip.imshow(strip)
+    for i, (top, left) in enumerate(corners):
+        ax_strip.text(left, top, str(i), color="black", fontsize=fontsize, ha="left", va="top",
+                      bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "alpha": 0.7, "linewidth": 0})
+    shown = "all" if count == total else f"the first {count} of {total}"
+    ax_strip.set_title(f"the sequence the transformer reads: {shown} patches, in order", fontsize=10)
+    for ax in (ax_image, ax_strip):
+        ax.axis("off")
+    return fig
+
+
+def _patch_strip(patches: torch.Tensor, per_row: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Patches (n, 3, P, P) in [0, 1] side by side with white gaps, wrapping after ``per_row``.
+
+    Returns the (rows*(P+gap), per_row*(P+gap), 3) image and each patch's (top, left) corner.
+    """
+    count, _, p, _ = patches.shape
+    gap = max(1, p // 6)
+    rows = -(-count // per_row)
+    canvas = np.ones((rows * (p + gap) - gap, per_row * (p + gap) - gap, 3))
+    corners = []
+    for i, patch in enumerate(patches):
+        row, col = divmod(i, per_row)
+        top, left = row * (p + gap), col * (p + gap)
+        canvas[top:top + p, left:left + p] = _as_hwc(patch)
+        corners.append((top, left))
+    return canvas, corners
+
+
+def show_attention_overlay(
+    images: torch.Tensor,
+    maps: torch.Tensor,
+    titles: Sequence[str] | None = None,
+    *,
+    normalized: bool = True,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    alpha: float = 0.5,
+    cmap: str = "jet",
+    ncols: int = 4,
+) -> Figure:
+    """Each photo with its attention map on top as a semi-transparent heat map (red: most attention).
+
+    Args:
+        images: (B, 3, H, W) float (normalised when ``normalized``) or uint8.
+        maps: (B, h, w), e.g. ``ldl.attention.attention_rollout`` on the patch grid, or
+            already image-sized. Each is resized to H x W (bilinear) and rescaled to [0, 1]
+            on its own with ``ldl.attention.upsample_map``, so colours compare places
+            within one photo, not amounts between photos.
+        titles: one per image, e.g. the predicted class.
+    """
+    from ldl.attention import upsample_map  # here: the other plots need nothing from the attention code
+
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be (B, 3, H, W); got shape {tuple(images.shape)}. "
+                         "For one image use image.unsqueeze(0).")
+    if maps.ndim != 3 or len(maps) != len(images):
+        raise ValueError(f"maps must be (B, h, w) with one map per image: {len(images)} images, "
+                         f"got maps of shape {tuple(maps.shape)}.")
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"Give one title per image: {len(images)} images, {len(titles)} titles.")
+    images = images.detach().cpu()
+    if normalized and images.dtype != torch.uint8:
+        images = denormalize(images, mean, std)
+    heat = upsample_map(maps.detach().cpu(), tuple(images.shape[-2:]))  # (B, H, W) in [0, 1]
+    count = len(images)
+    ncols = min(ncols, count)
+    nrows = -(-count // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.8 * nrows), squeeze=False, layout="constrained")
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= count:
+            continue
+        ax.imshow(_as_hwc(images[i]))
+        ax.imshow(heat[i].numpy(), cmap=cmap, alpha=alpha, vmin=0, vmax=1)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+    return fig

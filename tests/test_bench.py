@@ -66,3 +66,10 @@ def test_counts_agree_with_torchvision_published_figures(name: str) -> None:
     # torchvision publishes "GFLOPS" that are in fact multiply-accumulates (ResNet-18: 1.81).
     assert macs / 1e9 == pytest.approx(weights.meta["_ops"], rel=0.02)
     assert model.training  # restored
+
+
+def test_macs_of_a_convolutional_network_grow_with_the_image_area() -> None:
+    # Lesson 5 compares networks at smaller sizes than 224: a convolution's work is per pixel.
+    model = torchvision.models.resnet18(num_classes=10)
+    small, large = bench.count_macs(model, image_size=64), bench.count_macs(model, image_size=128)
+    assert large / small == pytest.approx(4, rel=0.05)

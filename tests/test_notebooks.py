@@ -118,3 +118,26 @@ def test_lesson4_pretrained_features_beat_scratch_and_fine_tuning_keeps_them(smo
     assert metrics["onnx_max_diff"] <= 1e-4, metrics  # the dev extras install ONNX Runtime
     # The same recipe on another domain (the flowers sample, 5 classes: chance is 0.2) learns.
     assert metrics["also_efficientnet_lite0_on_flowers_sample_finetuned"] >= 0.45, metrics
+
+
+LESSON5_MODELS = ("mobilenet_v3_large", "resnet50", "convnext_tiny", "swin_t", "vit_b_16")
+
+
+def test_lesson5_front_end_attention_and_counts(smoke_report: dict) -> None:
+    import torchvision
+
+    metrics = smoke_report["notebooks"]["05_vit_vs_convnext"]["metrics"]
+    # ViT's front end built by hand gives torchvision's tokens, and attention maps are distributions.
+    assert metrics["vit_front_end_rel_diff"] <= 1e-5, metrics
+    assert metrics["attention_sum_max_error"] <= 1e-4, metrics
+    assert metrics["image_size"] == 224
+    for name in LESSON5_MODELS:
+        meta = torchvision.models.get_model_weights(name).DEFAULT.meta
+        # The table's counts agree with torchvision's published figures within 2%.
+        assert metrics[f"{name}_params"] == pytest.approx(meta["num_params"], rel=0.02), name
+        assert metrics[f"{name}_macs"] / 1e9 == pytest.approx(meta["_ops"], rel=0.02), name
+        assert metrics[f"{name}_images_per_s"] > 0, name
+        assert metrics[f"{name}_shift_4px"] >= 0, name
+    # MobileNetV3-Large is by far the cheapest of the five, ViT-B/16 the dearest: it shows in the speed.
+    speeds = {name: metrics[f"{name}_images_per_s"] for name in LESSON5_MODELS}
+    assert max(speeds, key=speeds.get) == "mobilenet_v3_large" and min(speeds, key=speeds.get) == "vit_b_16", speeds

@@ -46,3 +46,14 @@ def test_overrides_replace_single_fields(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.delenv("LDL_PROFILE", raising=False)
     profile = get_profile("smoke", epochs=3)
     assert profile.epochs == 3 and profile.image_size == PROFILES["smoke"].image_size
+
+
+def test_every_network_a_profile_names_is_in_the_backbone_registry() -> None:
+    from ldl.models import BACKBONES
+
+    for profile in PROFILES.values():
+        named = {profile.transfer_backbone, *profile.speed_models, *profile.compare_models, *profile.models}
+        named |= {backbone for backbone, _ in profile.transfer_also}
+        assert named <= set(BACKBONES), (profile.name, named - set(BACKBONES))
+    # The smoke profile must run offline: its pretrained network's weights ship with a pip package.
+    assert PROFILES["smoke"].transfer_backbone == "efficientnet_lite0"
