@@ -34,6 +34,9 @@ benchmarks: $(VENV)/.installed
 	$(PY) benchmarks/playground_redraw.py
 	$(PY) benchmarks/tensorboard_overhead.py
 	$(PY) benchmarks/finetune_throughput.py
+	$(PY) benchmarks/finetune_epoch_split.py
+	$(PY) benchmarks/channels_last.py
+	$(PY) benchmarks/decoders.py
 
 clean-build:
 	rm -rf $(BUILD)

@@ -25,11 +25,14 @@ TARGET_S = 8 * 60
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="smoke")
+    parser.add_argument("--build", type=Path, default=None,
+                        help="keep the executed notebooks here (their cells carry papermill's timings)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as build:
+    with tempfile.TemporaryDirectory() as scratch:
+        build = args.build or Path(scratch)
         root = Path(__file__).resolve().parents[1]
-        execute_all(default_notebooks(root), profile=args.profile, build_dir=Path(build), cell_timeout=900, html=False)
-        report = json.loads((Path(build) / "report.json").read_text())
+        execute_all(default_notebooks(root), profile=args.profile, build_dir=build, cell_timeout=900, html=False)
+        report = json.loads((build / "report.json").read_text())
     total = 0.0
     print(f"{'notebook':<40}{'status':>8}{'seconds':>10}")
     for name, result in report["notebooks"].items():

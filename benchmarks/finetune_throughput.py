@@ -10,12 +10,18 @@ median over rounds is printed, with its ratio to plain float32.
 
 Mixed precision uses bfloat16 where the hardware has it (Ampere and newer GPUs, CPUs), else
 float16. On a CPU neither setting is expected to help much; the point is a GPU.
+
+`--compile` adds `torch.compile` (float32, default mode) as one more setting and prints what
+it costs first: the seconds of the first training step, which include compiling the
+forward and backward graphs. It pays off only when a fit runs long enough to win that back.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
+import time
 import sys
 from pathlib import Path
 
@@ -42,6 +48,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per setting and round")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile, and its compile time")
     args = parser.parse_args()
     device = torch.device(args.device)
     batch_size = args.batch_size or (64 if device.type == "cuda" else 16)
@@ -50,19 +57,29 @@ def main() -> None:
 
     torch.manual_seed(0)
     model = create_backbone(args.model, pretrained=False, num_classes=2)
-    rates: dict[str, list[float]] = {setting: [] for setting in SETTINGS}
+    settings = dict(SETTINGS)
+    models = {setting: model for setting in settings}
+    if args.compile:
+        compiled = torch.compile(copy.deepcopy(model))
+        start = time.perf_counter()
+        measure_throughput(compiled, image_size=args.image_size, batch_size=batch_size, device=device,
+                           train=True, warmup=0, repeats=1)  # the first step compiles forward and backward
+        print(f"torch.compile: first training step {time.perf_counter() - start:.1f} s (compiling included)")
+        settings["torch.compile (float32)"] = dict(mixed_precision=False, channels_last=False)
+        models["torch.compile (float32)"] = compiled
+    rates: dict[str, list[float]] = {setting: [] for setting in settings}
     memory: dict[str, float | None] = {}
     for _ in range(args.rounds):
-        for setting, options in SETTINGS.items():
-            result = measure_throughput(model, image_size=args.image_size, batch_size=batch_size, device=device,
-                                        train=True, warmup=3, repeats=args.repeats, **options)
+        for setting, options in settings.items():
+            result = measure_throughput(models[setting], image_size=args.image_size, batch_size=batch_size,
+                                        device=device, train=True, warmup=3, repeats=args.repeats, **options)
             rates[setting].append(result.images_per_s)
             memory[setting] = result.peak_memory_mb
-        model = model.to(memory_format=torch.contiguous_format)
+            models[setting].to(memory_format=torch.contiguous_format)  # the next setting starts from NCHW
 
     baseline = statistics.median(rates["float32"])
     print(f"{'setting':<34}{'images/s':>10}{'vs float32':>12}{'peak MB':>10}")
-    for setting in SETTINGS:
+    for setting in settings:
         median = statistics.median(rates[setting])
         peak = f"{memory[setting]:.0f}" if memory[setting] is not None else "-"
         print(f"{setting:<34}{median:>10.1f}{median / baseline:>11.2f}x{peak:>10}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ldl.models import count_parameters  # re-exported: the table's parameter column
 
-__all__ = ["Throughput", "count_macs", "count_parameters", "measure_throughput", "synchronize", "time_repeats"]
+__all__ = ["DataWaitTimer", "Throughput", "count_macs", "count_parameters", "measure_throughput", "synchronize", "time_repeats"]
 
 
 def count_macs(model: nn.Module, image_size: int, channels: int = 3) -> int:
@@ -172,3 +172,49 @@ def _autocast_dtype(device: torch.device) -> torch.dtype:
     if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8:
         return torch.float16
     return torch.bfloat16
+
+
+class DataWaitTimer:
+    """Wraps a loader and measures how long training waits for each batch.
+
+    Every ``next()`` is timed between two device synchronisations: the first makes sure
+    the previous step's GPU work is finished (so it is not billed to the data), the second
+    that the batch is really ready (augmentation on the GPU included). Everything else in an
+    epoch is the training step. The synchronisations remove the overlap between loading and
+    computing that a real epoch may have, so the data share measured here is an upper bound.
+
+    >>> timed = DataWaitTimer(loaders.train, device="cuda")
+    >>> trainer.train_one_epoch(timed)
+    >>> timed.data_seconds, timed.batches
+
+    Attributes:
+        data_seconds: total seconds spent waiting for batches, over every epoch so far.
+        batches: batches handed out so far.
+    """
+
+    def __init__(
+        self, loader: Iterable, device: str | torch.device = "cpu", clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.loader, self.device, self.clock = loader, torch.device(device), clock
+        self.data_seconds, self.batches = 0.0, 0
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator:
+        iterator = iter(self.loader)
+        while True:
+            synchronize(self.device)
+            start = self.clock()
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            synchronize(self.device)
+            self.data_seconds += self.clock() - start
+            self.batches += 1
+            yield batch
+
+    def reset(self) -> None:
+        """Start counting again from zero."""
+        self.data_seconds, self.batches = 0.0, 0

@@ -21,6 +21,7 @@ from ldl.models import (
     backbone_spec,
     count_parameters,
     create_backbone,
+    ensure_weights,
     weights_file,
     weights_status,
 )
@@ -202,3 +203,33 @@ def test_cached_checkpoints_are_loaded_as_tensors_only(hub_dir: Path, no_network
     with pytest.raises(WeightsUnavailable, match="could not be loaded"):
         create_backbone("mobilenet_v3_small")
     assert EXECUTED == [], "weights_only=True refuses anything but tensors"
+
+
+def test_ensure_weights_uses_the_cache_downloads_only_if_allowed_and_never_raises_offline(
+    hub_dir: Path, no_network: list[str]
+) -> None:
+    # Missing and not allowed to download: False, and no request is made.
+    assert ensure_weights("mobilenet_v3_small", download=False) is False
+    assert no_network == []
+    # Missing and offline: the download is tried, fails, and the answer is False (no exception).
+    assert ensure_weights("mobilenet_v3_small", progress=False) is False
+    assert no_network == [backbone_spec("mobilenet_v3_small").weights.url]
+    # Cached: True without any request.
+    path = weights_file("mobilenet_v3_small")
+    assert not path.exists(), "a failed download must leave no file behind"
+    path.parent.mkdir(parents=True, exist_ok=True)  # the failed download made the folder
+    torch.save(torchvision.models.mobilenet_v3_small().state_dict(), path)
+    assert ensure_weights("mobilenet_v3_small") is True and len(no_network) == 1
+    # Bundled with a pip package: True.
+    assert ensure_weights("efficientnet_lite0", download=False) is True
+
+
+def test_ensure_weights_downloads_into_the_hub_cache(hub_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = torchvision.models.mobilenet_v3_small().state_dict()
+
+    def fake_download(url: str, destination: str, *args: object, **kwargs: object) -> None:
+        torch.save(state, destination)  # what a finished download leaves behind
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    assert ensure_weights("mobilenet_v3_small", progress=False) is True
+    assert weights_file("mobilenet_v3_small").is_file()

@@ -73,3 +73,55 @@ def test_macs_of_a_convolutional_network_grow_with_the_image_area() -> None:
     model = torchvision.models.resnet18(num_classes=10)
     small, large = bench.count_macs(model, image_size=64), bench.count_macs(model, image_size=128)
     assert large / small == pytest.approx(4, rel=0.05)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_data_wait_timer_bills_only_the_wait_for_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock, events = FakeClock(), []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: events.append("sync"))
+
+    def slow_loader():
+        for i in range(3):
+            clock.now += 2.0  # each batch takes 2 s to arrive
+            events.append("batch")
+            yield torch.full((2, 1), float(i)), torch.zeros(2, dtype=torch.long)
+
+    timer = bench.DataWaitTimer(GeneratorLoader(slow_loader), device="cuda", clock=clock)
+    seen = []
+    for x, _ in timer:
+        clock.now += 5.0  # the training step: not waiting for data
+        seen.append(int(x[0, 0]))
+    assert seen == [0, 1, 2] and timer.batches == 3
+    assert timer.data_seconds == pytest.approx(6.0)  # 3 x 2 s, none of the 15 s of steps
+    # Each batch is fetched between two synchronisations (and one more before the loader runs dry).
+    assert events[:4] == ["sync", "batch", "sync", "sync"]
+    timer.reset()
+    assert timer.data_seconds == 0.0 and timer.batches == 0
+
+
+def test_data_wait_timer_wraps_a_real_loader_for_the_trainer() -> None:
+    from ldl.train.trainer import Trainer
+
+    batches = [(torch.randn(4, 3), torch.randint(0, 2, (4,))) for _ in range(5)]
+    timer = bench.DataWaitTimer(batches)
+    assert len(timer) == 5
+    trainer = Trainer(nn.Linear(3, 2), device="cpu", progress=False, verbose=False)
+    trainer.fit(timer, epochs=2)
+    assert timer.batches == 10 and timer.data_seconds >= 0.0
+
+
+class GeneratorLoader:
+    """An iterable that runs ``make()`` afresh at every ``iter()``, as a DataLoader does."""
+
+    def __init__(self, make) -> None:
+        self.make = make
+
+    def __iter__(self):
+        return self.make()

@@ -176,3 +176,17 @@ def test_run_grid_explains_bad_configs() -> None:
                  progress=False)
     with pytest.raises(ValueError, match="at least one"):
         run_grid([], train, val, epochs=1, seed=0)
+
+
+def test_trainer_options_reach_every_run() -> None:
+    train, val = loaders()
+
+    def conv_build():
+        model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.Flatten(), nn.Linear(16, 2))
+        return model, torch.optim.SGD(model.parameters(), lr=0.1), None
+
+    for channels_last in (True, False):
+        comparison = run_grid([RunConfig("conv", conv_build)], train, val, epochs=1, seed=0, device="cpu",
+                              progress=False, channels_last=channels_last)
+        weight = comparison.models["conv"][0].weight
+        assert weight.is_contiguous(memory_format=torch.channels_last) is channels_last

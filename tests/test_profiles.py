@@ -53,7 +53,21 @@ def test_every_network_a_profile_names_is_in_the_backbone_registry() -> None:
 
     for profile in PROFILES.values():
         named = {profile.transfer_backbone, *profile.speed_models, *profile.compare_models, *profile.models}
-        named |= {backbone for backbone, _ in profile.transfer_also}
+        named |= {backbone for backbone, _ in profile.transfer_also} | set(profile.compare_finetune_extra)
         assert named <= set(BACKBONES), (profile.name, named - set(BACKBONES))
     # The smoke profile must run offline: its pretrained network's weights ship with a pip package.
     assert PROFILES["smoke"].transfer_backbone == "efficientnet_lite0"
+
+
+def test_lesson5_fills_its_fine_tuned_column_offline_in_smoke() -> None:
+    from ldl.models import backbone_spec
+
+    smoke = PROFILES["smoke"]
+    # At least one network whose weights need no download, so the column is never all empty.
+    assert smoke.compare_finetune_extra
+    assert all(backbone_spec(name).weights is None for name in smoke.compare_finetune_extra)
+    for profile in PROFILES.values():
+        assert profile.compare_finetune_epochs >= 1 and profile.compare_finetune_image_size >= 32
+        # Where the downloaded networks are fine-tuned (cpu, gpu), ViT-B/16 takes only 224 px.
+        if profile.name != "smoke":
+            assert profile.compare_finetune_image_size == 224, profile.name

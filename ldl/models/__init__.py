@@ -18,6 +18,7 @@ from ldl.models.registry import (
     WeightsUnavailable,
     backbone_spec,
     create_backbone,
+    ensure_weights,
     weights_file,
     weights_status,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "WeightsUnavailable",
     "backbone_spec",
     "create_backbone",
+    "ensure_weights",
     "weights_file",
     "weights_status",
     # lesson 4: heads, groups, summaries

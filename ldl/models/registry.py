@@ -161,6 +161,27 @@ def weights_status(name: str) -> str:
     return f"missing: {path} (downloaded from {spec.weights.url} on first use; needs network)"
 
 
+def ensure_weights(name: str, *, download: bool = True, progress: bool = True) -> bool:
+    """Whether ``name``'s ImageNet weights are on this machine, downloading them first if allowed.
+
+    For a lesson that works with or without weights: ``True`` when they are cached (or ship
+    with a pip package), or were just downloaded into the torch hub cache; ``False`` when
+    they are missing and ``download=False``, or the download failed (offline). Nothing is
+    raised for a missing file: :func:`weights_status` and :func:`weights_file` say where it
+    would go. A cached file that cannot be read still raises :class:`WeightsUnavailable`.
+    """
+    if not weights_status(name).startswith("missing"):
+        return True
+    spec = backbone_spec(name)
+    if not download or spec.weights is None:  # a missing pip package cannot be downloaded from here
+        return False
+    try:
+        _fetch_state_dict(spec, progress)
+    except WeightsUnavailable:
+        return False
+    return weights_file(name).is_file()
+
+
 def create_backbone(name: str, *, pretrained: bool = True, num_classes: int | None = None,
                     progress: bool = True) -> nn.Module:
     """Build the registry's backbone ``name``, with ImageNet weights or randomly initialised.

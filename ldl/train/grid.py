@@ -178,6 +178,7 @@ def run_grid(
     device: str | torch.device = "auto",
     verbose: bool = False,
     progress: bool = True,
+    **trainer_options: Any,
 ) -> Comparison:
     """Fit every configuration for ``epochs`` epochs with the course Trainer; collect the results.
 
@@ -198,6 +199,8 @@ def run_grid(
         device: ``"auto"`` (GPU if any), ``"cpu"``, ``"cuda"``, ...
         verbose: print the Trainer's line per epoch; a summary line per run is always printed.
         progress: a progress bar over the runs (and the Trainer's over batches).
+        trainer_options: further keyword arguments for every run's
+            :class:`~ldl.train.trainer.Trainer`, e.g. ``channels_last=True``.
 
     Returns:
         A :class:`Comparison`; trained models are moved to the CPU to free the GPU.
@@ -212,7 +215,7 @@ def run_grid(
         model, optimizer, loss_fn = _build(config)
         callbacks = list(config.callbacks()) if config.callbacks is not None else []
         trainer = Trainer(model, optimizer=optimizer, loss_fn=loss_fn, device=device,
-                          callbacks=callbacks, progress=progress, verbose=verbose)
+                          callbacks=callbacks, progress=progress, verbose=verbose, **trainer_options)
         torch.manual_seed(seed)  # every fit starts from the same random state (shuffling, dropout)
         loader = config.train_loader if config.train_loader is not None else train_loader
         history = trainer.fit(loader, val_loader, epochs=epochs)
