@@ -281,3 +281,44 @@ def test_device_loader_with_batch_augment_on_cuda() -> None:
     batches = list(loader)
     assert all(x.is_cuda and y.is_cuda and torch.isfinite(x).all() for x, y in batches)
     assert sorted(torch.cat([y for _, y in batches]).tolist()) == list(range(40))
+
+
+# ---------------------------------------------------------------- the JPEG decoder
+
+
+def test_torchcodec_and_pil_decode_a_real_photo_to_nearly_the_same_pixels(cats_and_dogs: Path, monkeypatch) -> None:
+    pytest.importorskip("torchcodec.decoders", reason="the fast-decode extra (TorchCodec) is not installed")
+    if cache_module.torchcodec_decode_jpeg is None:
+        pytest.skip("TorchCodec is installed but does not load with this torch")
+    photo = next((cats_and_dogs / "train" / "cats").glob("*.jpg"))
+    assert cache_module.jpeg_decoder() == "torchcodec"
+    calls = []
+    decode = cache_module.torchcodec_decode_jpeg
+    monkeypatch.setattr(cache_module, "torchcodec_decode_jpeg", lambda *a, **k: calls.append(a) or decode(*a, **k))
+    # A photo of a few hundred pixels: PIL's draft cannot shrink it 4x for 160 px, so TorchCodec decodes it ...
+    fast = cache_module.decode_square(photo, 160)
+    assert len(calls) == 1
+    # ... while for 32 px PIL decodes it at 1/8 scale, faster than any full-size decode.
+    cache_module.decode_square(photo, 32)
+    assert len(calls) == 1
+    monkeypatch.setattr(cache_module, "torchcodec_decode_jpeg", None)
+    assert cache_module.jpeg_decoder() == "pil"
+    slow = cache_module.decode_square(photo, 160)
+    assert fast.shape == slow.shape == (3, 160, 160) and fast.dtype == slow.dtype == torch.uint8
+    # Two resizers (tensor vs PIL with draft) differ by a few grey levels, not by content.
+    assert (fast.float() - slow.float()).abs().mean() < 4.0
+
+
+def test_a_jpeg_torchcodec_rejects_falls_back_to_pil(tmp_path: Path) -> None:
+    png_named_jpg = tmp_path / "really_a_png.jpg"
+    Image.fromarray(np.full((20, 30, 3), 200, dtype=np.uint8)).save(png_named_jpg, format="PNG")
+    image = cache_module.decode_square(png_named_jpg, 16)
+    assert image.shape == (3, 16, 16) and int(image.float().mean().round()) == 200
+
+
+def test_the_decoder_is_part_of_the_cache_key(odd_folder: Path, monkeypatch) -> None:
+    index = index_image_folder(odd_folder)
+    monkeypatch.setattr(cache_module, "torchcodec_decode_jpeg", lambda *args, **kwargs: None)
+    with_codec = cache_key(index, 32)
+    monkeypatch.setattr(cache_module, "torchcodec_decode_jpeg", None)
+    assert cache_key(index, 32) != with_codec

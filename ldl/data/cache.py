@@ -29,14 +29,20 @@ from pathlib import Path
 from typing import Iterable
 
 import torch
+from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
 from ldl.data.folders import UnreadableImage, load_rgb
 from ldl.data.index import ImageIndex
 
+try:  # optional: pip install "ldl[fast-decode]"
+    from torchcodec.decoders import decode_jpeg as torchcodec_decode_jpeg
+except Exception:  # not installed, or built for another torch version (it then fails to load)
+    torchcodec_decode_jpeg = None
+
 # Bump when the stored content changes meaning (resize method, crop, layout of the file).
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: the decoder's name is part of the key
 
 
 @dataclass
@@ -96,7 +102,8 @@ def cache_key(index: ImageIndex, image_size: int) -> str:
     cost as much as decoding them).
     """
     digest = hashlib.sha256()
-    digest.update(f"ldl-tensor-cache v{CACHE_FORMAT_VERSION} size={image_size}\n".encode())
+    # Two decoders resize slightly differently: a cache made by one is not reused by the other.
+    digest.update(f"ldl-tensor-cache v{CACHE_FORMAT_VERSION} size={image_size} decoder={jpeg_decoder()}\n".encode())
     digest.update(("classes=" + "\t".join(index.classes) + "\n").encode())
     for path, label in index.samples:
         try:
@@ -108,14 +115,48 @@ def cache_key(index: ImageIndex, image_size: int) -> str:
     return digest.hexdigest()[:24]
 
 
+# PIL's draft decoding at 1/DRAFT_WINS of the size or smaller beats TorchCodec's full-size decode.
+DRAFT_WINS = 4
+
+
+def _decoded_faster_by_torchcodec(path: Path, image_size: int) -> bool:
+    """A JPEG whose short side is under ``DRAFT_WINS`` times the target: PIL's draft barely shrinks it."""
+    if path.suffix.lower() not in (".jpg", ".jpeg"):
+        return False
+    try:
+        with Image.open(path) as probe:  # reads the header only
+            return min(probe.size) < DRAFT_WINS * image_size
+    except Exception:  # unreadable: PIL's path reports it properly
+        return False
+
+
+def jpeg_decoder() -> str:
+    """``"torchcodec"`` when TorchCodec's JPEG decoder loads here, else ``"pil"``."""
+    return "torchcodec" if torchcodec_decode_jpeg is not None else "pil"
+
+
 def decode_square(path: str | Path, image_size: int) -> torch.Tensor:
     """Decode one file to a ``(3, S, S) uint8`` tensor: short side to ``S``, centre crop.
 
-    JPEGs are decoded at reduced scale first (``draft``), then resized with antialiasing.
+    PIL decodes a JPEG at 1/2, 1/4 or 1/8 scale when the target is that much smaller
+    (``draft``): then nothing is faster. When it cannot shrink the photo at least
+    ``DRAFT_WINS`` times, TorchCodec's libjpeg-turbo decoder (the ``fast-decode`` extra), with
+    a tensor resize, is about twice as fast on 2 cores (``benchmarks/decoders.py``: 224 px
+    from 500 x 375 photos). Everything else, and any JPEG TorchCodec rejects, goes through
+    PIL, which names what is wrong with a damaged file.
 
     Raises:
         UnreadableImage: the file does not decode.
     """
+    if torchcodec_decode_jpeg is not None and _decoded_faster_by_torchcodec(Path(path), image_size):
+        try:
+            # EXIF orientation is ignored, as PIL does here: both pipelines see the same pixels.
+            image = torchcodec_decode_jpeg(Path(path), mode="RGB")  # (3, H, W) uint8
+        except (RuntimeError, ValueError, OSError):
+            pass  # truncated, not really a JPEG, ...: PIL below tries, and gives the reason if it fails too
+        else:
+            image = TF.resize(image, image_size, antialias=True)  # short side -> image_size
+            return TF.center_crop(image, [image_size, image_size])
     image = load_rgb(path, draft_size=image_size)
     image = TF.resize(image, image_size, antialias=True)  # short side -> image_size
     image = TF.center_crop(image, [image_size, image_size])

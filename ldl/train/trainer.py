@@ -75,7 +75,7 @@ def resolve_channels_last(
 
     Convolution kernels read the channels of one pixel together; stored next to each other
     they load faster. ``"auto"`` turns it on for models with 2-D convolutions on the CPU
-    (on 2 CPU cores the recap CNN trains 1.6-1.7x faster, MobileNetV3-Large 1.4x: benchmarks/RESULTS.md)
+    (on 2 CPU cores the recap CNN trains 1.6-1.7x faster, MobileNetV3-Large 1.0-1.4x: benchmarks/RESULTS.md)
     and on a GPU under mixed precision (what tensor cores want); a GPU in float32 can be
     slower with it, so there it stays off. ``True``/``False`` decide.
     """
