@@ -102,7 +102,7 @@ def main() -> None:
             "PIL, full size": lambda: [pil_full(p, size) for p in paths],
             f"decode_square ({cache_module.jpeg_decoder()})": lambda: [decode_square(p, size) for p in paths],
         }
-        if cache_module.torchcodec_decode_jpeg is not None:
+        if cache_module.torchcodec_jpeg_decoder() is not None:
             ways["TorchCodec decode_jpeg, CPU"] = lambda: [torchcodec_cpu(p, size) for p in paths]
         ways["torchvision decode_jpeg, CPU"] = lambda: [torchvision_cpu(p, size) for p in paths]
         if torch.cuda.is_available():

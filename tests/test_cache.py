@@ -288,20 +288,21 @@ def test_device_loader_with_batch_augment_on_cuda() -> None:
 
 def test_torchcodec_and_pil_decode_a_real_photo_to_nearly_the_same_pixels(cats_and_dogs: Path, monkeypatch) -> None:
     pytest.importorskip("torchcodec.decoders", reason="the fast-decode extra (TorchCodec) is not installed")
-    if cache_module.torchcodec_decode_jpeg is None:
+    if cache_module.torchcodec_jpeg_decoder() is None:
         pytest.skip("TorchCodec is installed but does not load with this torch")
     photo = next((cats_and_dogs / "train" / "cats").glob("*.jpg"))
     assert cache_module.jpeg_decoder() == "torchcodec"
     calls = []
-    decode = cache_module.torchcodec_decode_jpeg
-    monkeypatch.setattr(cache_module, "torchcodec_decode_jpeg", lambda *a, **k: calls.append(a) or decode(*a, **k))
+    decode = cache_module.torchcodec_jpeg_decoder()
+    counting = lambda *a, **k: calls.append(a) or decode(*a, **k)  # noqa: E731
+    monkeypatch.setattr(cache_module, "torchcodec_jpeg_decoder", lambda: counting)
     # A photo of a few hundred pixels: PIL's draft cannot shrink it 4x for 160 px, so TorchCodec decodes it ...
     fast = cache_module.decode_square(photo, 160)
     assert len(calls) == 1
     # ... while for 32 px PIL decodes it at 1/8 scale, faster than any full-size decode.
     cache_module.decode_square(photo, 32)
     assert len(calls) == 1
-    monkeypatch.setattr(cache_module, "torchcodec_decode_jpeg", None)
+    monkeypatch.setattr(cache_module, "torchcodec_jpeg_decoder", lambda: None)
     assert cache_module.jpeg_decoder() == "pil"
     slow = cache_module.decode_square(photo, 160)
     assert fast.shape == slow.shape == (3, 160, 160) and fast.dtype == slow.dtype == torch.uint8
@@ -318,7 +319,7 @@ def test_a_jpeg_torchcodec_rejects_falls_back_to_pil(tmp_path: Path) -> None:
 
 def test_the_decoder_is_part_of_the_cache_key(odd_folder: Path, monkeypatch) -> None:
     index = index_image_folder(odd_folder)
-    monkeypatch.setattr(cache_module, "torchcodec_decode_jpeg", lambda *args, **kwargs: None)
+    monkeypatch.setattr(cache_module, "torchcodec_jpeg_decoder", lambda: (lambda *args, **kwargs: None))
     with_codec = cache_key(index, 32)
-    monkeypatch.setattr(cache_module, "torchcodec_decode_jpeg", None)
+    monkeypatch.setattr(cache_module, "torchcodec_jpeg_decoder", lambda: None)
     assert cache_key(index, 32) != with_codec

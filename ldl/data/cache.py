@@ -19,6 +19,7 @@ image size and a format version: change any of them and a new cache is built.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -26,7 +27,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 from PIL import Image
@@ -35,11 +36,6 @@ from tqdm.auto import tqdm
 
 from ldl.data.folders import UnreadableImage, load_rgb
 from ldl.data.index import ImageIndex
-
-try:  # optional: pip install "ldl[fast-decode]"
-    from torchcodec.decoders import decode_jpeg as torchcodec_decode_jpeg
-except Exception:  # not installed, or built for another torch version (it then fails to load)
-    torchcodec_decode_jpeg = None
 
 # Bump when the stored content changes meaning (resize method, crop, layout of the file).
 CACHE_FORMAT_VERSION = 2  # 2: the decoder's name is part of the key
@@ -130,9 +126,23 @@ def _decoded_faster_by_torchcodec(path: Path, image_size: int) -> bool:
         return False
 
 
+@functools.cache
+def torchcodec_jpeg_decoder() -> Callable[..., torch.Tensor] | None:
+    """TorchCodec's ``decode_jpeg`` if it loads here (the ``fast-decode`` extra), else None.
+
+    Loaded on first use, not at import: its library takes a third of a second to load, which
+    every notebook would pay even when its tensor cache is already on disk.
+    """
+    try:
+        from torchcodec.decoders import decode_jpeg
+    except Exception:  # not installed, or built for another torch version (it then fails to load)
+        return None
+    return decode_jpeg
+
+
 def jpeg_decoder() -> str:
     """``"torchcodec"`` when TorchCodec's JPEG decoder loads here, else ``"pil"``."""
-    return "torchcodec" if torchcodec_decode_jpeg is not None else "pil"
+    return "torchcodec" if torchcodec_jpeg_decoder() is not None else "pil"
 
 
 def decode_square(path: str | Path, image_size: int) -> torch.Tensor:
@@ -148,10 +158,11 @@ def decode_square(path: str | Path, image_size: int) -> torch.Tensor:
     Raises:
         UnreadableImage: the file does not decode.
     """
-    if torchcodec_decode_jpeg is not None and _decoded_faster_by_torchcodec(Path(path), image_size):
+    decode_jpeg = torchcodec_jpeg_decoder()
+    if decode_jpeg is not None and _decoded_faster_by_torchcodec(Path(path), image_size):
         try:
             # EXIF orientation is ignored, as PIL does here: both pipelines see the same pixels.
-            image = torchcodec_decode_jpeg(Path(path), mode="RGB")  # (3, H, W) uint8
+            image = decode_jpeg(Path(path), mode="RGB")  # (3, H, W) uint8
         except (RuntimeError, ValueError, OSError):
             pass  # truncated, not really a JPEG, ...: PIL below tries, and gives the reason if it fails too
         else:

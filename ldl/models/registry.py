@@ -168,7 +168,8 @@ def ensure_weights(name: str, *, download: bool = True, progress: bool = True) -
     with a pip package), or were just downloaded into the torch hub cache; ``False`` when
     they are missing and ``download=False``, or the download failed (offline). Nothing is
     raised for a missing file: :func:`weights_status` and :func:`weights_file` say where it
-    would go. A cached file that cannot be read still raises :class:`WeightsUnavailable`.
+    would go. A cached file is not opened here: if it is damaged, :func:`create_backbone`
+    says so.
     """
     if not weights_status(name).startswith("missing"):
         return True
