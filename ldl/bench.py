@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from ldl.models import count_parameters  # re-exported: the table's parameter column
@@ -30,15 +31,21 @@ def count_macs(model: nn.Module, image_size: int, channels: int = 3) -> int:
     """Multiply-accumulates of one forward pass of one ``(1, channels, S, S)`` image.
 
     Counted by ``torch.utils.flop_counter`` (2 flops = 1 multiply-accumulate), which sees
-    every matrix product and convolution, attention included. Gradients stay enabled on
-    purpose: under ``no_grad`` ``nn.MultiheadAttention`` takes a fused fast path that the
-    counter does not see, and ViT would be under-counted by a third.
+    every matrix product and convolution. Attention needs two precautions, or the count
+    would depend on the installed torch version:
+
+    - Gradients stay enabled: under ``no_grad`` ``nn.MultiheadAttention`` takes a fused fast
+      path that the counter does not see, and ViT would be under-counted by a third.
+    - ``scaled_dot_product_attention`` is forced onto its reference ("math") kernel, which is
+      written with plain matrix products the counter always sees. The fused kernels (flash,
+      memory-efficient, the CPU's own) have formulas registered only in some versions; where
+      one is missing, ViT-B/16's two attention products per layer (0.72 G MACs) go uncounted.
     """
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
-        with FlopCounterMode(display=False) as counter:
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
             model(torch.zeros(1, channels, image_size, image_size, device=device))
     finally:
         model.train(was_training)

@@ -15,7 +15,6 @@ the published figure (measuring it needs ImageNet). Speeds and memory come from
 
 from __future__ import annotations
 
-import gc
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ldl import bench
+from ldl.memory import release_freed_memory
 from ldl.models import backbone_spec, create_backbone
 from ldl.results import ResultsTable
 
@@ -99,7 +99,7 @@ def _check_image_size(names: Sequence[str], image_size: int) -> None:
 
 def _free(device: torch.device) -> None:
     """Give the memory of the network just measured back before building the next one."""
-    gc.collect()
+    release_freed_memory()  # on a CPU, glibc would otherwise keep every network's memory
     if device.type == "cuda":
         torch.cuda.empty_cache()
 

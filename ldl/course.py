@@ -15,6 +15,12 @@ notebook with papermill, keeps going when one fails, and writes into ``build/``:
     build/report.json              everything, for machines
     build/report.md                everything, for people
 
+Each notebook's entry gives its status, its seconds and its peak memory: the most anonymous
+memory its kernel (and the kernel's workers) held, and their resident-set high-water mark,
+measured by :class:`ldl.memory.PeakMemory`; the first is how each profile's ``memory_gib``
+is known. The readiness report warns when the
+machine, or the cgroup limit of its container, has less memory than the profile needs.
+
 Kernel: the notebooks run in the ``python3`` kernel of the interpreter running this
 module. ipykernel installs that kernelspec into ``sys.prefix`` (the virtualenv); when the
 ``python3`` spec Jupyter finds would start another interpreter, :func:`kernel_for_this_python`
@@ -33,7 +39,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ldl import readiness, report
-from ldl.profiles import PROFILES, PROFILE_ENV
+from ldl.memory import PeakMemory
+from ldl.profiles import PROFILE_ENV, PROFILES, profile_dataset
 
 PROFILE_CHOICES = ("smoke", "cpu", "gpu", "auto")
 DEFAULT_NOTEBOOK_GLOB = "notebooks/[0-9][0-9]_*.ipynb"
@@ -138,9 +145,26 @@ def profile_warnings(
             "Use --profile cpu, or run on a machine with a GPU."
         )
     concrete = ("gpu" if has_cuda else "cpu") if profile == "auto" else profile
-    dataset_name = PROFILES[concrete].dataset
+    warnings += memory_warnings(concrete, environment)
+    from ldl.data.registry import folder_spec, is_folder_name, layout_problems  # only when checking
+
+    dataset_name = profile_dataset(concrete)
+    if is_folder_name(dataset_name):  # LDL_DATASET: one's own photos, not a registry entry
+        problems = layout_problems(folder_spec(dataset_name), Path(dataset_name))
+        if problems:
+            warnings.append(
+                f"LDL_DATASET names {dataset_name}, which the notebooks cannot use: {'; '.join(problems)}. "
+                "It must hold train/<class>/ and validation/<class>/ folders of photos."
+            )
     for row in datasets:
         if row["name"] != dataset_name or row["status"] == "ready":
+            continue
+        if row["status"] == "unavailable" and concrete == "smoke":
+            warnings.append(
+                f"Dataset {dataset_name!r}, used by the smoke profile, is not here: the notebooks "
+                "fall back to generated shapes, so their lessons' effects on real photos will not "
+                f"show. Place it at {row.get('path')} (or set LDL_DATA) to see them."
+            )
             continue
         if row["status"] == "unavailable":
             warnings.append(
@@ -161,6 +185,27 @@ def profile_warnings(
                 "first notebook that needs it will download it."
             )
     return warnings + pretrained_weights_warnings(concrete)
+
+
+def memory_warnings(profile: str, environment: dict[str, object]) -> list[str]:
+    """A warning when this machine (or its cgroup limit) has less memory than ``profile`` needs.
+
+    Out of memory, a kernel is killed mid-lesson with no Python traceback, which is hard to
+    tell from a bug; saying so before training saves the instructor that hunt.
+    """
+    available = readiness.available_memory_gib(environment)
+    needed = PROFILES[profile].memory_gib
+    if available is None or available >= needed:
+        return []
+    limited = environment.get("memory_limit_gib") is not None
+    fitting = [name for name, chosen in PROFILES.items() if name != profile and chosen.memory_gib <= available]
+    smaller = f"a smaller profile (PROFILE={fitting[0]}, or --profile {fitting[0]})" if fitting else None
+    advice = " or ".join(filter(None, [smaller, "a machine with more memory"]))
+    return [
+        f"The {profile} profile needs about {needed:g} GiB of memory but this machine has "
+        f"{available:g} GiB{' (its cgroup limit)' if limited else ''}: a notebook may be killed "
+        f"when it runs out, with no traceback. Use {advice}."
+    ]
 
 
 def pretrained_weights_warnings(profile: str) -> list[str]:
@@ -184,7 +229,7 @@ def pretrained_weights_warnings(profile: str) -> list[str]:
 
 # Folders the kernel finds through the environment. It runs in the notebook's folder, so a
 # relative path given on the command line (LDL_DATA=../shared/data) must be made absolute first.
-PATH_VARIABLES = ("LDL_DATA", "LDL_CACHE")
+PATH_VARIABLES = ("LDL_DATA", "LDL_CACHE", "LDL_DATASET")
 
 
 def kernel_environment(profile: str, metrics_file: Path) -> dict[str, str]:
@@ -260,8 +305,11 @@ def run_notebook(
     """Execute one notebook with papermill and say how it went (never raises on failure).
 
     Returns:
-        ``{"status": "ok" | "failed", "seconds", "device", "metrics", "error", "output",
-        "html"}``; ``html`` is filled in by :func:`export_html`.
+        ``{"status": "ok" | "failed", "seconds", "peak_memory_gib", "peak_rss_gib", "device",
+        "metrics", "error", "output", "html"}``; ``peak_memory_gib`` is the kernel's peak
+        anonymous memory and ``peak_rss_gib`` its peak resident set, shared library pages
+        included (both with its child processes; ``None`` where they cannot be measured, see
+        :class:`ldl.memory.PeakMemory`); ``html`` is filled in by :func:`export_html`.
     """
     import papermill
 
@@ -276,7 +324,8 @@ def run_notebook(
 
     error: dict[str, object] | None = None
     start = time.perf_counter()
-    with environment_variables(**kernel_environment(profile, metrics_file)):
+    # The kernel is a child process of this one: PeakMemory finds and polls it.
+    with environment_variables(**kernel_environment(profile, metrics_file)), PeakMemory() as memory:
         try:
             papermill.execute_notebook(
                 str(notebook),
@@ -300,6 +349,8 @@ def run_notebook(
     return {
         "status": "failed" if error else "ok",
         "seconds": round(seconds, 2),
+        "peak_memory_gib": memory.peak_gib,
+        "peak_rss_gib": memory.peak_rss_gib,
         "device": device,
         "metrics": metrics,
         "error": error,
@@ -393,7 +444,7 @@ def execute_all(
             except Exception as exc:  # a page that cannot be rendered is reported, not fatal
                 result["html_error"] = f"{type(exc).__name__}: {exc}"
         results[notebook.stem] = result
-        tqdm.write(f"  {notebook.name}: {result['status']} in {result['seconds']:.1f} s")
+        tqdm.write(f"  {notebook.name}: {result['status']} in {result['seconds']:.1f} s, {_peak_text(result)}")
         # Written after every notebook, so an interrupted run still leaves a report.
         run_report["total_seconds"] = round(time.perf_counter() - total_start, 2)
         write_reports(run_report, build)
@@ -408,6 +459,12 @@ def execute_all(
         + f"Report: {build / 'report.md'}"
     )
     return run_report
+
+
+def _peak_text(result: dict[str, object]) -> str:
+    """``peak memory 1.23 GiB``, or that it could not be measured."""
+    peak = result.get("peak_memory_gib")
+    return "peak memory not measured" if peak is None else f"peak memory {peak:.2f} GiB"
 
 
 def _check_notebook_paths(paths: list[Path]) -> None:
@@ -464,9 +521,18 @@ def format_markdown(run_report: dict[str, object]) -> str:
         "",
     ]
     lines += _table(
-        ["notebook", "status", "seconds", "device", "metrics"],
+        ["notebook", "status", "seconds", "peak memory (GiB)", "peak RSS (GiB)", "device", "metrics"],
         [
-            [name, result["status"], result["seconds"], result["device"], len(dict(result["metrics"]))]
+            [
+                name,
+                result["status"],
+                result["seconds"],
+                # Reports written before memory was measured lack the key.
+                "n/a" if result.get("peak_memory_gib") is None else result["peak_memory_gib"],
+                "n/a" if result.get("peak_rss_gib") is None else result["peak_rss_gib"],
+                result["device"],
+                len(dict(result["metrics"])),
+            ]
             for name, result in results.items()
         ],
     )

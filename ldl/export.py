@@ -28,10 +28,12 @@ TorchScript (``torch.jit.trace``/``script``) is deprecated: ``torch.export`` rep
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import tempfile
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -41,6 +43,26 @@ INSTALL_HINT = 'pip install "ldl[export]"'
 # A single ONNX file is one protobuf message, which cannot exceed 2 GiB: bigger models keep
 # their weights in a side file. Leave some room for the graph itself.
 ONNX_SINGLE_FILE_BYTES = 2**31 - 2**26
+
+
+# Warnings that torch's own export code raises about itself on some versions (2.11, Colab's):
+# nothing in the student's model causes them and nothing they can do removes them, so a red
+# box under the cell would only alarm. Later torch versions no longer raise them.
+KNOWN_EXPORT_NOISE = (
+    # torch.export.load reads weights from a read-only buffer it then never writes to.
+    (UserWarning, r"The given buffer is not writable"),
+    # torch's pytree internals calling their own deprecated LeafSpec check during the ONNX export.
+    (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),
+)
+
+
+@contextlib.contextmanager
+def _without_known_export_noise() -> Iterator[None]:
+    """Hide only :data:`KNOWN_EXPORT_NOISE`; every other warning still shows."""
+    with warnings.catch_warnings():
+        for category, message in KNOWN_EXPORT_NOISE:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        yield
 
 
 class ExportMismatch(AssertionError):
@@ -95,7 +117,8 @@ def export_program(model: nn.Module, example: Tensor, path: str | Path, *, dynam
     if path.suffix != ".pt2":
         raise ValueError(f"{path}: an exported program is saved as a .pt2 file; use e.g. {path.with_suffix('.pt2')}.")
     shapes = _batch_shapes(example, dynamic_batch)
-    program = torch.export.export(_eval_copy(model), (example.detach().cpu(),), dynamic_shapes=shapes)
+    with _without_known_export_noise():
+        program = torch.export.export(_eval_copy(model), (example.detach().cpu(),), dynamic_shapes=shapes)
     return _write_atomically(path, lambda file: torch.export.save(program, file))
 
 
@@ -104,7 +127,8 @@ def load_program(path: str | Path) -> nn.Module:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No exported program at {path}. Make one with export_program(model, example, path).")
-    return torch.export.load(path).module()
+    with _without_known_export_noise():
+        return torch.export.load(path).module()
 
 
 def export_onnx(model: nn.Module, example: Tensor, path: str | Path, *, dynamic_batch: bool = True) -> Path:
@@ -120,10 +144,11 @@ def export_onnx(model: nn.Module, example: Tensor, path: str | Path, *, dynamic_
         raise ImportError(f"Exporting to ONNX needs the packages onnx and onnxscript: {INSTALL_HINT}") from error
     path = Path(path)
     shapes = _batch_shapes(example, dynamic_batch)
-    program = torch.onnx.export(
-        _eval_copy(model), (example.detach().cpu(),), dynamo=True, dynamic_shapes=shapes,
-        input_names=["images"], output_names=["outputs"], verbose=False,
-    )
+    with _without_known_export_noise():
+        program = torch.onnx.export(
+            _eval_copy(model), (example.detach().cpu(),), dynamo=True, dynamic_shapes=shapes,
+            input_names=["images"], output_names=["outputs"], verbose=False,
+        )
     weight_bytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
     return _write_atomically(
         path, lambda file: program.save(file, external_data=weight_bytes > ONNX_SINGLE_FILE_BYTES))

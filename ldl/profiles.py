@@ -9,22 +9,28 @@ A notebook never hard-codes an image size or an epoch count. It asks for a profi
 
 - ``smoke``: CI and ``make test``. Real sample photos (``cats_and_dogs_sample``), tiny
   images, about a minute per notebook on 2 CPU cores, fully offline.
-- ``cpu``: a student without a GPU. The real downloaded dataset, small images.
+- ``cpu``: a student without a GPU, on a laptop or Binder. Part of the real downloaded
+  dataset, small images: each notebook within 15 minutes on 2 cores and 1.5 GiB of memory.
 - ``gpu``: Colab T4 or better. Full datasets, 224 px, every model of the lesson.
 - ``auto``: ``gpu`` when CUDA is available, else ``cpu``.
 
 The environment variable ``LDL_PROFILE`` overrides the name a notebook asks for, so the
 same notebook can be switched from the command line (papermill, nbval, plain Jupyter).
+``LDL_DATASET=/path/to/photos`` runs a profile's sizes on one's own folder of photos laid out
+as ``train/<class>/`` and ``validation/<class>/`` (an instructor's photos, or the sample photos
+in the cpu profile).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
 PROFILE_ENV = "LDL_PROFILE"
+DATASET_ENV = "LDL_DATASET"
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,9 @@ class Profile:
             uses what is cached and random weights for the rest.
         compare_finetune_all: lesson 5 fine-tunes every network of its table that has weights
             (False: only ``compare_finetune_extra``, where five fine-tunings would not fit the budget).
+        memory_gib: the most memory (peak anonymous memory of the notebook's kernel, GiB) one
+            lesson needs in this profile, as measured by ``make execute-all``; the readiness
+            report warns on a machine with less.
     """
 
     name: str
@@ -104,6 +113,7 @@ class Profile:
     compare_finetune_per_class: int | None = None
     compare_fetch_weights: bool = True
     compare_finetune_all: bool = True
+    memory_gib: float = 1.5
 
 
 PROFILES: dict[str, Profile] = {
@@ -144,29 +154,46 @@ PROFILES: dict[str, Profile] = {
         compare_finetune_epochs=1,
         compare_fetch_weights=False,  # CI is offline, and the budget is a minute and a half
         compare_finetune_all=False,
+        # Measured: lesson 5 peaks at 1.42 GiB of anonymous memory on the sample photos.
+        memory_gib=1.5,
     ),
+    # A laptop or Binder: each notebook within 15 minutes on 2 cores and 1.5 GiB of memory.
+    # 400 + 150 photos per class of the downloaded 1,000 + 500: the same work as the sample
+    # folders, so `LDL_DATASET=<data>/cats_and_dogs_sample make execute-all PROFILE=cpu`
+    # measures exactly what a student waits for (lesson 2, the longest, trains 10 runs).
     "cpu": Profile(
         name="cpu",
         dataset="cats_and_dogs",
         image_size=96,
-        train_per_class=None,
-        val_per_class=None,
-        epochs=15,
+        train_per_class=400,
+        val_per_class=150,
+        epochs=12,
         batch_size=32,
         learning_rate=1e-3,
         num_workers=2,
         device="cpu",
         models=("efficientnet_lite0", "mobilenet_v3_small"),
         transfer_backbone="mobilenet_v3_large",
-        transfer_image_size=160,
+        # 128, not 160 px: a MobileNetV3-Large training step at 160 px and batch 32 alone holds 1.6 GiB.
+        transfer_image_size=128,
         transfer_epochs=3,
         scratch_budget_s=120.0,
+        # VGG19 and ResNet-50 at batch 32 would need more memory than the rest of the lesson.
+        speed_models=("mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_lite0", "resnet18"),
+        # ViT-B/16's weights and gradients alone are 0.7 GB: the smallest batches that measure it.
+        compare_batch_size=4,
+        compare_train_batch_size=2,
         # Fine-tuning five networks at 224 px on a CPU: a few hundred photos, one epoch each.
         compare_finetune_extra=("efficientnet_lite0",),
+        # Only the stand-in is fine-tuned here (see compare_finetune_all): at 224 px its
+        # training batches alone would take the lesson past 1.5 GiB.
+        compare_finetune_image_size=128,
         compare_finetune_epochs=1,
         compare_finetune_per_class=100,
         # ViT-B/16 trains at about an image a second on a CPU: only the stand-in is fine-tuned.
         compare_finetune_all=False,
+        # Measured: lesson 5 peaks at 1.45 GiB of anonymous memory (README, "Profiles").
+        memory_gib=1.5,
     ),
     "gpu": Profile(
         name="gpu",
@@ -197,6 +224,8 @@ PROFILES: dict[str, Profile] = {
         compare_repeats=5,
         compare_finetune_extra=("efficientnet_lite0",),
         compare_finetune_epochs=3,
+        # Host memory, not GPU memory; not measured yet (no GPU run): a Colab runtime has 12 GB.
+        memory_gib=4.0,
     ),
 }
 
@@ -217,6 +246,15 @@ def resolve_name(name: str = "auto") -> str:
     return chosen
 
 
+def profile_dataset(name: str) -> str:
+    """The photos profile ``name`` trains on: ``LDL_DATASET``'s folder (absolute) if set, else its own dataset."""
+    own_photos = os.environ.get(DATASET_ENV, "").strip()
+    if own_photos:
+        # Any folder laid out as train|validation/<class>/ replaces the profile's photos.
+        return str(Path(own_photos).expanduser().resolve())
+    return PROFILES[name].dataset
+
+
 def get_profile(name: str = "auto", **overrides: object) -> Profile:
     """Return the profile called ``name`` (after ``LDL_PROFILE`` and ``auto`` are applied).
 
@@ -225,6 +263,7 @@ def get_profile(name: str = "auto", **overrides: object) -> Profile:
     warning, so the notebook still runs (slowly) instead of crashing.
     """
     profile = PROFILES[resolve_name(name)]
+    profile = replace(profile, dataset=profile_dataset(profile.name))
     if profile.device == "cuda" and not torch.cuda.is_available():
         import warnings
 

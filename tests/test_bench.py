@@ -68,6 +68,26 @@ def test_counts_agree_with_torchvision_published_figures(name: str) -> None:
     assert model.training  # restored
 
 
+class AttentionOnly(torch.nn.Module):
+    """Self-attention on the image's pixels as tokens: no weights, only the two products."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(()))  # count_macs reads the device from a parameter
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (1, C, S, S)
+        tokens = x.flatten(2).transpose(1, 2).unsqueeze(1)  # (1, heads=1, N=S*S, d=C)
+        return torch.nn.functional.scaled_dot_product_attention(tokens, tokens, tokens)
+
+
+def test_attention_products_are_counted_on_every_torch_version() -> None:
+    # Q @ K^T is N x d x N multiply-accumulates, softmax(...) @ V another N x N x d: whichever
+    # fused kernel this torch would pick, the count must be the formula's.
+    side, channels = 8, 16
+    tokens = side * side
+    assert bench.count_macs(AttentionOnly(), image_size=side, channels=channels) == 2 * tokens * tokens * channels
+
+
 def test_macs_of_a_convolutional_network_grow_with_the_image_area() -> None:
     # Lesson 5 compares networks at smaller sizes than 224: a convolution's work is per pixel.
     model = torchvision.models.resnet18(num_classes=10)

@@ -1,4 +1,4 @@
-"""ldl.course (execute-all) and ldl.readiness, on two tiny fixture notebooks and a local HTTP server."""
+"""ldl.course (execute-all), ldl.memory and ldl.readiness, on two tiny fixture notebooks and a local HTTP server."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,6 +20,8 @@ import torch
 
 from ldl import course, readiness
 from ldl.data import registry
+from ldl.memory import PeakMemory
+from ldl.profiles import PROFILES
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
 RECORDS = FIXTURES / "records_metrics.ipynb"
@@ -54,6 +57,8 @@ def test_report_json_has_the_metrics_of_the_notebook_that_ran(course_run) -> Non
     assert ok["metrics"]["accuracy"] == 0.75
     assert ok["metrics"]["profile_parameter"] == "smoke"  # the injected PROFILE reached the code
     assert ok["seconds"] > 0
+    # The kernel's peak resident set: an idle Python with ipykernel already takes tens of MB.
+    assert isinstance(ok["peak_memory_gib"], float) and ok["peak_memory_gib"] > 0.01
     assert ok["device"] == readiness.environment_info()["device"]
     # The kernel ran in this interpreter's environment.
     assert Path(ok["metrics"]["kernel_prefix"]).resolve() == Path(sys.prefix).resolve()
@@ -122,6 +127,9 @@ def test_report_md_covers_both_notebooks_and_the_failure(course_run) -> None:
     text = (build / "report.md").read_text()
     assert "| fails_in_third_cell | failed |" in text
     assert "| records_metrics | ok |" in text
+    assert "| notebook | status | seconds | peak memory (GiB) | peak RSS (GiB) | device | metrics |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| records_metrics |"))
+    assert float(row.split("|")[4]) > 0  # the peak memory column holds a number
     assert "| accuracy | 0.75 |" in text
     assert "cell 3 of the notebook" in text
     assert "ValueError: deliberate failure in the third cell" in text
@@ -176,6 +184,67 @@ def test_the_python3_kernel_starts_this_interpreter() -> None:
     assert not course._spec_runs_this_python(["/opt/other-python/bin/python3.9", "-m", "ipykernel_launcher"])
 
 
+def test_report_md_says_when_peak_memory_was_not_measured() -> None:
+    result = {"status": "ok", "seconds": 1.5, "peak_memory_gib": None, "device": "cpu", "metrics": {}}
+    run_report = {
+        "profile": "smoke", "kernel": "python3", "total_seconds": 1.5, "notebooks": {"a": result},
+        "environment": {}, "datasets": [], "weights": [],
+    }
+    assert "| a | ok | 1.5 | n/a | n/a | cpu | 0 |" in course.format_markdown(run_report)
+
+
+# ---------------------------------------------------------------------------------------
+# ldl.memory: peak memory of a child process
+# ---------------------------------------------------------------------------------------
+
+# A child that touches ~200 MiB (bytearray zero-fills its memory) and holds it for a second.
+# The marker in its command line is how PeakMemory tells it from other children.
+ALLOCATES_200_MIB = "import time; data = bytearray(200 * 2**20); time.sleep(1)  # ldl-peak-memory-test"
+
+
+def test_peak_memory_of_a_child_covers_what_it_allocated() -> None:
+    with PeakMemory(markers=("ldl-peak-memory-test",), interval_s=0.1) as memory:
+        subprocess.run([sys.executable, "-c", ALLOCATES_200_MIB], check=True, timeout=60)
+    assert memory.peak_gib is not None and memory.peak_gib >= 0.18
+    # The resident set holds the anonymous memory and the interpreter's own library pages.
+    assert memory.peak_rss_gib is not None and memory.peak_rss_gib >= memory.peak_gib
+
+
+def test_anonymous_memory_leaves_out_mapped_files(tmp_path: Path) -> None:
+    # Reading a 200 MiB file through mmap makes its pages resident but not anonymous: they
+    # are the file's, and the system can drop them. Only the resident set counts them.
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"\1" * 200 * 2**20)
+    reader = (f"import mmap, time; f = open({str(data)!r}, 'rb'); m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ); "
+              "total = sum(m[i] for i in range(0, len(m), 4096)); time.sleep(1)  # ldl-peak-mmap-test")
+    with PeakMemory(markers=("ldl-peak-mmap-test",), interval_s=0.1) as memory:
+        subprocess.run([sys.executable, "-c", reader], check=True, timeout=60)
+    assert memory.peak_rss_gib >= 0.18 and memory.peak_gib < 0.1
+
+
+def test_peak_memory_counts_the_children_of_a_matched_process() -> None:
+    # The matched parent only waits; the memory is in its own child (like a DataLoader worker).
+    parent = (
+        "import subprocess, sys; "
+        f"subprocess.run([sys.executable, '-c', {ALLOCATES_200_MIB.split('  #')[0]!r}])  # ldl-peak-parent"
+    )
+    with PeakMemory(markers=("ldl-peak-parent",), interval_s=0.1) as memory:
+        subprocess.run([sys.executable, "-c", parent], check=True, timeout=60)
+    assert memory.peak_gib is not None and memory.peak_gib >= 0.18
+
+
+def test_peak_memory_is_none_without_psutil_or_without_a_match(monkeypatch: pytest.MonkeyPatch) -> None:
+    with PeakMemory(markers=("no-process-has-this-in-its-command-line",), interval_s=0.05) as memory:
+        subprocess.run([sys.executable, "-c", "pass"], check=True, timeout=60)
+    assert memory.peak_gib is None
+
+    # A None entry in sys.modules makes `import psutil` fail, as if it were not installed.
+    monkeypatch.setitem(sys.modules, "psutil", None)
+    with PeakMemory(markers=("ldl-peak-memory-test",), interval_s=0.05) as memory:
+        subprocess.run([sys.executable, "-c", ALLOCATES_200_MIB], check=True, timeout=60)
+    assert memory.peak_gib is None
+
+
 # ---------------------------------------------------------------------------------------
 # Warnings before training
 # ---------------------------------------------------------------------------------------
@@ -219,14 +288,81 @@ def test_missing_profile_dataset_is_warned_about(weights_cached: None) -> None:
 
     unavailable = course.profile_warnings("smoke", cpu, [_dataset_row("cats_and_dogs_sample", "unavailable")])
     assert len(unavailable) == 1 and "/data/cats_and_dogs_sample" in unavailable[0]
+    assert "fall back to generated shapes" in unavailable[0]  # smoke runs on, without the real photos
 
     # Datasets the profile does not use are no reason to warn.
     assert course.profile_warnings("smoke", cpu, [_dataset_row("cats_and_dogs", "missing")]) == []
 
 
+def _machine_with(
+    monkeypatch: pytest.MonkeyPatch, ram_gib: float, limit_gib: float | None = None
+) -> dict[str, object]:
+    """environment_info() as on a machine with this RAM and this cgroup memory limit."""
+    monkeypatch.setattr(readiness, "total_memory_bytes", lambda: int(ram_gib * 2**30))
+    monkeypatch.setattr(readiness, "cgroup_memory_limit", lambda: None if limit_gib is None else int(limit_gib * 2**30))
+    return {**readiness.environment_info(), "cuda_available": False, "device": "cpu"}
+
+
+def test_too_little_memory_for_the_profile_is_warned_about(
+    weights_cached: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ready = [_dataset_row("cats_and_dogs", "ready")]
+    monkeypatch.setitem(PROFILES, "cpu", replace(PROFILES["cpu"], memory_gib=4.0))
+    monkeypatch.setitem(PROFILES, "smoke", replace(PROFILES["smoke"], memory_gib=1.0))
+
+    warnings = course.profile_warnings("cpu", _machine_with(monkeypatch, ram_gib=2.0), ready)
+    assert len(warnings) == 1
+    assert "cpu profile" in warnings[0] and "4 GiB" in warnings[0] and "has 2 GiB" in warnings[0]
+    assert "PROFILE=smoke" in warnings[0] and "more memory" in warnings[0]
+
+    # Binder: plenty of RAM, but the container may use 1.5 GiB of it.
+    limited = _machine_with(monkeypatch, ram_gib=64.0, limit_gib=1.5)
+    assert limited["memory_limit_gib"] == 1.5
+    warnings = course.profile_warnings("cpu", limited, ready)
+    assert len(warnings) == 1 and "has 1.5 GiB (its cgroup limit)" in warnings[0]
+
+    # No profile fits: only a bigger machine helps.
+    warnings = course.profile_warnings("cpu", _machine_with(monkeypatch, ram_gib=0.5), ready)
+    assert len(warnings) == 1 and "PROFILE=" not in warnings[0] and "more memory" in warnings[0]
+
+
+def test_enough_or_unknown_memory_is_no_reason_to_warn(weights_cached: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    ready = [_dataset_row("cats_and_dogs", "ready")]
+    needed = PROFILES["cpu"].memory_gib
+    assert course.profile_warnings("cpu", _machine_with(monkeypatch, ram_gib=needed + 1), ready) == []
+    # A cgroup limit above the RAM is no limit at all.
+    assert _machine_with(monkeypatch, ram_gib=needed + 1, limit_gib=needed + 8)["memory_limit_gib"] is None
+    monkeypatch.setattr(readiness, "total_memory_bytes", lambda: None)
+    monkeypatch.setattr(readiness, "cgroup_memory_limit", lambda: None)
+    unknown = {**readiness.environment_info(), "cuda_available": False}
+    assert unknown["memory_total_gib"] is None
+    assert course.profile_warnings("cpu", unknown, ready) == []
+
+
 # ---------------------------------------------------------------------------------------
 # ldl.readiness
 # ---------------------------------------------------------------------------------------
+
+
+def test_cgroup_limit_files_are_parsed(tmp_path: Path) -> None:
+    v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
+    v2.write_text("max\n")
+    assert readiness.read_cgroup_limit(v2) is None
+    v2.write_text(f"{2 * 2**30}\n")
+    assert readiness.read_cgroup_limit(v2) == 2 * 2**30
+    v1.write_text("9223372036854771712\n")  # how cgroup v1 says "no limit"
+    assert readiness.read_cgroup_limit(v1) is None
+    assert readiness.read_cgroup_limit(tmp_path / "absent") is None
+
+    # The first file that holds a limit wins; files without one are skipped.
+    assert readiness.cgroup_memory_limit([tmp_path / "absent", v1, v2]) == 2 * 2**30
+    assert readiness.cgroup_memory_limit([v1]) is None
+
+
+def test_readiness_report_shows_the_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    info = _machine_with(monkeypatch, ram_gib=16.0, limit_gib=2.0)
+    assert readiness.available_memory_gib(info) == 2.0
+    assert "memory: 2.0 GiB (cgroup limit; 16.0 GiB RAM)" in readiness.format_readiness(info, [], [])
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -349,5 +485,22 @@ def test_environment_info_describes_this_process() -> None:
     assert info["cuda_available"] == torch.cuda.is_available()
     assert info["device"] == (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")
     assert info["cpu_count"] >= 1
+    assert info["memory_total_gib"] is None or info["memory_total_gib"] > 0
     text = readiness.format_readiness(info, [], [])
     assert f"torch: {torch.__version__}" in text
+
+
+def test_readiness_checks_the_ldl_dataset_folder_instead_of_the_profiles_data(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    cpu = {"cuda_available": False}
+    missing = [_dataset_row("cats_and_dogs", "missing")]
+    good = tmp_path / "photos"
+    for split in ("train", "validation"):
+        (good / split / "cats").mkdir(parents=True)
+    monkeypatch.setenv("LDL_DATASET", str(good))
+    # The profile's own dataset is not used, so its absence is no reason to warn.
+    assert not any("cats_and_dogs" in w for w in course.profile_warnings("cpu", cpu, missing))
+    monkeypatch.setenv("LDL_DATASET", str(tmp_path / "typo"))
+    warned = [w for w in course.profile_warnings("cpu", cpu, missing) if "LDL_DATASET" in w]
+    assert len(warned) == 1 and str(tmp_path / "typo") in warned[0] and "does not exist" in warned[0]

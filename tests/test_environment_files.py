@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
-import tomllib
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 has no tomllib; the files agree or not whatever the Python, so 3.11+ checks them
+    tomllib = pytest.importorskip("tomli")
 
 ROOT = Path(__file__).resolve().parents[1]
 # conda-forge names that differ from PyPI's
@@ -79,3 +84,10 @@ def test_binder_installs_the_package() -> None:
     python = [d for d in yaml.safe_load((ROOT / "binder/environment.yml").read_text())["dependencies"]
               if isinstance(d, str) and d.startswith("python")]
     assert python == ["python=3.11"], "pin Python inside environment.yml (repo2docker ignores runtime.txt)"
+
+
+def test_binder_can_proxy_tensorboard() -> None:
+    """On Binder, %tensorboard's iframe only reaches the server through jupyter-server-proxy."""
+    found = conda_packages(ROOT / "binder/environment.yml")
+    assert "jupyter-server-proxy" in found, "binder/environment.yml lacks jupyter-server-proxy"
+    assert found["jupyter-server-proxy"].startswith(">="), "use a lower bound only"

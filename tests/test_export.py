@@ -196,3 +196,21 @@ def test_a_failed_export_leaves_the_previous_file_intact(tmp_path: Path, monkeyp
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt2"]  # no temporary folder left
     assert check_export(model, load_program(path), example) <= 1e-5
+
+
+def test_only_torchs_known_export_noise_is_hidden() -> None:
+    # torch 2.11 (Colab's) warns about its own internals while exporting and loading: hidden.
+    # Anything else, e.g. a warning about the student's model, must still show.
+    import warnings
+
+    from ldl.export import _without_known_export_noise
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with _without_known_export_noise():
+            warnings.warn("The given buffer is not writable, and PyTorch does not support ...", UserWarning)
+            warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning)
+            warnings.warn("this model has a layer that cannot be exported", UserWarning)
+        warnings.warn("The given buffer is not writable (outside an export)", UserWarning)
+    assert [str(w.message) for w in caught] == [
+        "this model has a layer that cannot be exported", "The given buffer is not writable (outside an export)"]

@@ -151,3 +151,18 @@ def test_lesson5_fine_tuned_column_is_filled_with_real_accuracies(smoke_report: 
     # Offline, EfficientNet-Lite0 stands in (its weights ship with pip): lesson 4's recipe,
     # one epoch at 96 px, tells the sample's cats from its dogs (about 0.94 on 2 cores).
     assert metrics["efficientnet_lite0_finetuned_acc"] >= 0.85, finetuned
+
+
+def test_a_lesson_runs_without_the_sample_photos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fresh clone has no LDL_DATA. Lesson 4 asks for two sample sets, one of them
+    # (flowers_sample) by name: both must fall back to generated shapes and say so.
+    monkeypatch.setenv("LDL_DATA", str(tmp_path / "no-samples"))
+    build = tmp_path / "build"
+    notebook = ROOT / "notebooks" / "04_transfer_learning.ipynb"
+    execute_all([notebook], profile="smoke", build_dir=build, cell_timeout=600, html=False)
+    result = json.loads((build / "report.json").read_text())["notebooks"][notebook.stem]
+    assert result["status"] == "ok", f"{notebook.name} failed without the sample photos: {result['error']}"
+    executed = Path(result["output"]).read_text()
+    for name in ("cats_and_dogs_sample", "flowers_sample"):
+        assert f"set LDL_DATA to a folder holding {name}/" in executed, f"no word that {name} was replaced"
+    assert "falls back to the generated 'synthetic' shapes" in executed

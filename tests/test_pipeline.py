@@ -57,3 +57,48 @@ def test_other_profiles_say_how_to_get_the_data(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.delenv("LDL_PROFILE", raising=False)
     with pytest.raises(DatasetUnavailable, match="LDL_DATA"):
         make_loaders(get_profile("cpu", dataset="cats_and_dogs_sample"))
+
+
+def test_smoke_falls_back_for_a_named_sample_set_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, smoke) -> None:
+    # Lesson 4 asks for flowers_sample by name for its second dataset: without the sample
+    # photos it must fall back like the profile's own dataset, not stop the notebook.
+    monkeypatch.setenv("LDL_DATA", str(tmp_path / "empty"))
+    with pytest.warns(UserWarning, match="flowers_sample.*synthetic|synthetic.*flowers_sample"):
+        loaders = make_loaders(smoke, dataset="flowers_sample", progress=False)
+    assert loaders.dataset == "synthetic"
+
+
+def _own_folder(root: Path, classes: tuple[str, ...] = ("apples", "pears"), per_class: int = 4) -> Path:
+    """A folder of one's own photos in the train|validation/<class>/ layout."""
+    from PIL import Image
+
+    for split in ("train", "validation"):
+        for label, name in enumerate(classes):
+            (root / split / name).mkdir(parents=True)
+            for i in range(per_class):
+                colour = (200 * label, 40 * i, 100)
+                Image.new("RGB", (32, 24), colour).save(root / split / name / f"{i}.jpg")
+    return root
+
+
+def test_ldl_dataset_runs_a_profile_on_ones_own_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    folder = _own_folder(tmp_path / "my photos")
+    monkeypatch.setenv("LDL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LDL_DATASET", str(folder))
+    monkeypatch.delenv("LDL_PROFILE", raising=False)
+    profile = get_profile("cpu", image_size=16, batch_size=4, num_workers=0)
+    assert profile.dataset == str(folder.resolve())
+    loaders = make_loaders(profile, progress=False)
+    assert loaders.dataset == str(folder.resolve()) and loaders.classes == ["apples", "pears"]
+    assert sum(len(y) for _, y in loaders.train) == 8 and sum(len(y) for _, y in loaders.val) == 8
+
+
+def test_a_wrong_ldl_dataset_folder_is_an_error_that_names_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    missing = tmp_path / "no such folder"
+    monkeypatch.setenv("LDL_DATASET", str(missing))
+    monkeypatch.delenv("LDL_PROFILE", raising=False)
+    # Not even the smoke profile falls back: the user asked for these photos by name.
+    for name in ("smoke", "cpu"):
+        with pytest.raises(DatasetUnavailable, match="LDL_DATASET") as error:
+            make_loaders(get_profile(name), progress=False)
+        assert str(missing) in str(error.value) and "validation/<class>" in str(error.value)

@@ -24,7 +24,7 @@ from ldl.data.cache import build_tensor_cache, default_cache_dir
 from ldl.data.folders import RobustImageDataset
 from ldl.data.index import ImageIndex
 from ldl.data.loader import DeviceLoader
-from ldl.data.registry import DatasetUnavailable, load_index
+from ldl.data.registry import REGISTRY, DatasetUnavailable, load_index
 from ldl.profiles import Profile
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -56,20 +56,23 @@ class Loaders:
 def resolve_dataset(profile: Profile, dataset: str | None = None) -> str:
     """The dataset a lesson will use: ``dataset`` if given, else the profile's.
 
-    In the smoke profile only, a missing sample folder falls back to the generated
-    ``synthetic`` shapes with a warning, so a fresh offline clone still runs every notebook.
-    Everywhere else a missing dataset is an error that says how to get it.
+    In the smoke profile only, a missing sample folder (``cats_and_dogs_sample``,
+    ``flowers_sample``: they are never downloaded) falls back to the generated ``synthetic``
+    shapes with a warning, so a fresh offline clone still runs every notebook. Everywhere
+    else a missing dataset, or a folder of one's own that is not there, is an error that
+    says how to get it.
     """
     name = dataset or profile.dataset
     try:
         load_index(name, "train")
     except DatasetUnavailable as error:
-        if profile.name != "smoke" or dataset is not None:
+        sample_set = name in REGISTRY and REGISTRY[name].local_only
+        if profile.name != "smoke" or not sample_set:
             raise
+        reason = str(error).splitlines()[0]
         warnings.warn(
-            f"{name} is not available ({error}). The smoke profile falls back to the generated "
-            "'synthetic' shapes; set LDL_DATA to a folder holding the sample photos to see the "
-            "lesson on real photos.",
+            f"{reason} The smoke profile falls back to the generated 'synthetic' shapes; "
+            f"set LDL_DATA to a folder holding {name}/ to see this on real photos.",
             stacklevel=2,
         )
         name = "synthetic"

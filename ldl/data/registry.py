@@ -429,11 +429,42 @@ REGISTRY: dict[str, DatasetSpec] = {
 }
 
 
+def is_folder_name(name: str) -> bool:
+    """Does ``name`` name a folder of one's own photos (a path) rather than a registry entry?"""
+    return "/" in name or os.sep in name or name.startswith(("~", "."))
+
+
+def folder_spec(folder: str | Path) -> DatasetSpec:
+    """A dataset made of one's own folder of photos laid out as ``train|validation/<class>/``.
+
+    This is what ``LDL_DATASET=/path/to/photos`` gives every lesson (see ``ldl.profiles``):
+    an instructor's own photos, or the sample photos run at another profile's sizes. Its
+    name is the folder's absolute path, so the tensor cache and the report say which it was.
+    """
+    root = Path(folder).expanduser().resolve()
+    return DatasetSpec(
+        name=str(root),
+        description=f"Photos in {root}",
+        files=(),
+        folder=str(root),  # absolute: data_dir() / folder is the folder itself
+        splits=("train", "validation"),
+        local_only=True,
+        indexer=index_split_folders,
+        layout="train/<class>/<images> and validation/<class>/<images>, the same classes in both",
+        required=("train", "validation"),
+    )
+
+
 def get_spec(name: str) -> DatasetSpec:
-    """The registry entry for ``name``; ``KeyError`` listing the known names otherwise."""
-    if name not in REGISTRY:
-        raise KeyError(f"Unknown dataset {name!r}. Known datasets: {', '.join(sorted(REGISTRY))}.")
-    return REGISTRY[name]
+    """The registry entry for ``name`` (or a folder's, for a path); ``KeyError`` listing the known names otherwise."""
+    if name in REGISTRY:
+        return REGISTRY[name]
+    if is_folder_name(name):
+        return folder_spec(name)
+    raise KeyError(
+        f"Unknown dataset {name!r}. Known datasets: {', '.join(sorted(REGISTRY))}, "
+        "or a path to a folder holding train/<class>/ and validation/<class>/."
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -498,6 +529,12 @@ def _explain(spec: DatasetSpec, reason: str) -> str:
     """The :class:`DatasetUnavailable` message: what failed and how to fix it by hand."""
     root = data_dir() / spec.folder
     lines = [f"Dataset {spec.name!r} is not available: {reason}", f"Expected at: {root}"]
+    if spec.name not in REGISTRY:  # one's own folder, e.g. from LDL_DATASET
+        lines.append(
+            f"A folder of your own photos must hold {spec.layout}. "
+            "Check the path (LDL_DATASET, or the dataset= argument), or unset LDL_DATASET to use the profile's data."
+        )
+        return "\n".join(lines)
     if spec.local_only:
         lines += [
             f"It is never downloaded: it is a small local copy, a folder {root}/ holding {spec.layout}.",

@@ -6,18 +6,21 @@
 
 Open the dashboard:
 
-- in Colab or JupyterLab, in a cell: ``%load_ext tensorboard`` then ``%tensorboard --logdir runs``;
+- in a notebook (Colab, JupyterLab, Binder): ``show_tensorboard("runs/baseline")`` from
+  :mod:`ldl.train.tensorboard_view` opens it the right way for where it runs, or draws the
+  same histograms as a static figure where no live TensorBoard can run;
 - in a terminal: ``tensorboard --logdir runs``, then browse to http://localhost:6006.
 
 Give each run its own folder under ``runs/`` (``runs/baseline``, ``runs/dropout``...):
 TensorBoard lists every folder as a run and overlays their curves.
 
-What is written, with the epoch as the step:
+What is written, with the epoch as the step (a second ``fit`` with the same logger goes on
+counting: three ``fit(epochs=1)`` calls write steps 1, 2 and 3, not step 1 three times):
 
 - SCALARS: every number in ``trainer.logs`` (``loss/train``, ``loss/val``,
   ``accuracy/train``, ``accuracy/val_top1``, ``accuracy/val_top5``, ``lr``, ...);
 - HISTOGRAMS: each parameter (``weights/<name>``) and its gradient (``grads/<name>``);
-- IMAGES: ``images``, a grid of the images given, once at the start of the fit.
+- IMAGES: ``images``, a grid of the images given, once at the start of the first fit.
 """
 
 from __future__ import annotations
@@ -82,21 +85,30 @@ class TensorBoardLogger(Callback):
         self.histograms, self.histogram_every = histograms, histogram_every
         self.images = images.detach().cpu() if images is not None else None  # no GPU memory held
         self.writer: SummaryWriter | None = None
+        self.last_step = 0  # the last step written, over every fit of this logger
+        self._step_offset = 0  # added to trainer.epoch: the steps of this logger's earlier fits
 
     def on_fit_start(self, trainer: Trainer) -> None:
+        first_fit = self.last_step == 0  # the images do not change between fits: written once
         self.writer = SummaryWriter(log_dir=self.log_dir)
         self.log_dir = self.writer.log_dir  # the default folder, once chosen, for later fits too
-        if self.images is not None:
+        # A new fit restarts trainer.epoch at 1; with the epoch as the step, a fit after
+        # another would write over the same steps and TensorBoard would show them as one.
+        # A resumed fit (its history restored from a checkpoint) already counts on.
+        self._step_offset = self.last_step if len(trainer.history) == 0 else 0
+        if self.images is not None and first_fit:
             self.writer.add_image("images", self._image_grid(), global_step=0)
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         assert self.writer is not None, "on_fit_start opens the writer"
-        step = trainer.epoch
+        step = self._step_offset + trainer.epoch
+        self.last_step = step
         for key, value in trainer.logs.items():
             if key in NOT_SCALARS or not isinstance(value, (int, float)):
                 continue
             self.writer.add_scalar(SCALAR_TAGS.get(key, key), value, global_step=step)
-        if self.histograms and (step % self.histogram_every == 0 or step == trainer.epochs):
+        last_epoch = trainer.epoch == trainer.epochs
+        if self.histograms and (step % self.histogram_every == 0 or last_epoch):
             self._write_histograms(trainer.model, step)
 
     def on_fit_end(self, trainer: Trainer) -> None:
