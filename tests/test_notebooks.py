@@ -87,7 +87,12 @@ def test_lesson2_regularisers_measured(smoke_report: dict) -> None:
     assert metrics["none_gap"] > 0.1, "the baseline should overfit"
     assert min(regularised) <= metrics["none_gap"] * 2 / 3, metrics
     # Early stopping gives back (nearly) the best model it saw.
-    assert metrics["early_stopping_restored_val_acc"] >= metrics["early_stopping_best_val_acc"] - 0.01, metrics
+    # It watches the validation loss, so what it must give back is the lowest-loss epoch's model:
+    # the restored model scores exactly what that epoch scored (not the highest accuracy seen,
+    # which can belong to another epoch).
+    assert metrics["early_stopping_restored_val_loss"] == pytest.approx(metrics["early_stopping_best_val_loss"], abs=1e-4)
+    assert metrics["early_stopping_restored_val_acc"] == pytest.approx(metrics["early_stopping_best_epoch_val_acc"], abs=1e-6)
+    assert metrics["early_stopping_best_epoch_val_acc"] <= metrics["early_stopping_best_val_acc"]
 
 
 def test_lesson3_vanishing_gradients_and_clipping(smoke_report: dict) -> None:
@@ -96,7 +101,7 @@ def test_lesson3_vanishing_gradients_and_clipping(smoke_report: dict) -> None:
     assert metrics["depth"] >= 20
     # Sigmoid with a naive init: the first layer's gradient is at least 1,000 times smaller.
     assert metrics["grad_ratio_sigmoid_naive"] <= 1e-3, metrics
-    # ReLU with He init: within 10 times.
+    # ReLU with He init: within 10 times (the median over 8 batches; one batch ranges from 1 to 20).
     assert 0.1 <= metrics["grad_ratio_relu_he"] <= 10, metrics
     # Clipping by norm: no step's gradient was longer than the clipping norm.
     assert metrics["max_norm_after_clip"] <= metrics["clip_norm"] * (1 + 1e-5), metrics
