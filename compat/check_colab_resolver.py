@@ -125,12 +125,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Python {sys.version.split()[0]}; Colab pins {len(pins)} packages (torch {pins.get('torch')}, "
           f"protobuf {pins.get('protobuf')})")
     findings: dict[str, dict[str, object]] = {}
-    for command in dict.fromkeys(tuple(words) for nb in notebooks if (words := install_arguments(nb))):
+    # Each distinct install command once, with the notebooks that run it.
+    users_of: dict[tuple[str, ...], list[str]] = {}
+    for nb in notebooks:
+        words = install_arguments(nb)
+        if words:
+            users_of.setdefault(tuple(words), []).append(nb.name)
+    for command, users in users_of.items():
         arguments = list(command)
         install_colab_versions(arguments, pins)
         would_install = planned(pip_report(arguments, constraints=None))
         changes = changed_pins(would_install, pins)
-        users = [nb.name for nb in notebooks if install_arguments(nb) == arguments]
         findings[" ".join(arguments)] = {"notebooks": users, "installs": would_install, "changes": changes}
         print(f"\n%pip install {' '.join(arguments)}\n  used by: {', '.join(users)}")
         print(f"  installs: {', '.join(f'{n} {v}' for n, v in would_install.items() if n != 'ldl') or 'nothing new'}")

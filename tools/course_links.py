@@ -99,12 +99,10 @@ def problems(root: Path = ROOT) -> list[str]:
         for other in sorted(repositories_named(text) - {repo}):
             found.append(f"{path.name} links to {other}, not {repo}")
         metadata = notebook.get("metadata", {})
-        for key, value in COLAB_METADATA.items():
-            if key == "colab":
-                if metadata.get("colab", {}).get("gpuType") != value["gpuType"]:
-                    found.append(f"{path.name}: no Colab GPU type in its metadata (Colab would open a CPU runtime)")
-            elif metadata.get(key) != value:
-                found.append(f"{path.name}: metadata {key!r} is not {value!r}")
+        if metadata.get("accelerator") != COLAB_METADATA["accelerator"]:
+            found.append(f"{path.name}: metadata 'accelerator' is not {COLAB_METADATA['accelerator']!r}")
+        if metadata.get("colab", {}).get("gpuType") != COLAB_METADATA["colab"]["gpuType"]:
+            found.append(f"{path.name}: no Colab GPU type in its metadata (Colab would open a CPU runtime)")
     return found
 
 
