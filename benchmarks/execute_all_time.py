@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from ldl.course import default_notebooks, execute_all  # noqa: E402
+from ldl.course.execute import default_notebooks, execute_all  # noqa: E402
 
 TARGET_S = 8 * 60
 

@@ -5,10 +5,10 @@ cache, `DeviceLoader`, `BatchAugment` on the training device, the `Trainer` with
 defaults for mixed precision and channels-last) and prints, measured in one run:
 
 1. the epoch's throughput in images/s, as a student's epoch runs (no extra synchronisation);
-2. the share of an epoch spent waiting for batches (`ldl.bench.DataWaitTimer`; it
+2. the share of an epoch spent waiting for batches (`ldl.measure.bench.DataWaitTimer`; it
    synchronises around every batch, so this share is an upper bound);
 3. the ceiling: the same training step on random tensors already on the device
-   (`ldl.bench.measure_throughput`), and the epoch's throughput as a fraction of it.
+   (`ldl.measure.bench.measure_throughput`), and the epoch's throughput as a fraction of it.
 
 Targets on a GPU (issue: speed): data waiting under 10% of the step time, throughput at
 least 70% of the ceiling.
@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from ldl.bench import DataWaitTimer, measure_throughput, synchronize  # noqa: E402
+from ldl.measure.bench import DataWaitTimer, measure_throughput, synchronize  # noqa: E402
 from ldl.data.batch_augment import BatchAugment  # noqa: E402
 from ldl.data.pipeline import make_loaders  # noqa: E402
 from ldl.models import create_backbone  # noqa: E402

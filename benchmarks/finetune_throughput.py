@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from ldl.bench import measure_throughput  # noqa: E402
+from ldl.measure.bench import measure_throughput  # noqa: E402
 from ldl.models import create_backbone  # noqa: E402
 
 SETTINGS = {

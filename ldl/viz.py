@@ -429,7 +429,7 @@ def plot_early_stopping(history: "History", best_epoch: int) -> Figure:
 
 
 # ---------------------------------------------------------------- lesson 3: initialisation and depth
-# Inputs are lists of per-layer dicts, first layer first, as ``ldl.init.layer_statistics`` returns:
+# Inputs are lists of per-layer dicts, first layer first, as ``ldl.nn.init.layer_statistics`` returns:
 # {"name": str, "activations": tensor, "gradients": tensor, "activation_std": float, "grad_norm": float, ...}
 
 
@@ -686,7 +686,7 @@ def show_patch_grid(
     """How a ViT reads an image: the photo with its patch grid (left), the patches as a sequence (right).
 
     Each patch carries the same number in both panels: its place in the sequence, counted
-    from 0 as ``ldl.vit.patchify(images, patch_size)[:, i]`` (the transformer's token i + 1,
+    from 0 as ``ldl.nn.vit.patchify(images, patch_size)[:, i]`` (the transformer's token i + 1,
     after the class token). The sequence wraps onto several rows only to fit the page.
 
     Args:
@@ -695,7 +695,7 @@ def show_patch_grid(
         max_patches: show only the first patches of the sequence (default: all of them).
         per_row: patches per row of the sequence panel (default: at least 16, or two image rows).
     """
-    from ldl.vit import patchify  # here: the other plots need nothing from the ViT code
+    from ldl.nn.vit import patchify  # here: the other plots need nothing from the ViT code
 
     if image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"image must be one (3, H, W) image, e.g. images[0]; got shape {tuple(image.shape)}.")
@@ -774,13 +774,13 @@ def show_attention_overlay(
 
     Args:
         images: (B, 3, H, W) float (normalised when ``normalized``) or uint8.
-        maps: (B, h, w), e.g. ``ldl.attention.attention_rollout`` on the patch grid, or
+        maps: (B, h, w), e.g. ``ldl.nn.attention.attention_rollout`` on the patch grid, or
             already image-sized. Each is resized to H x W (bilinear) and rescaled to [0, 1]
-            on its own with ``ldl.attention.upsample_map``, so colours compare places
+            on its own with ``ldl.nn.attention.upsample_map``, so colours compare places
             within one photo, not amounts between photos.
         titles: one per image, e.g. the predicted class.
     """
-    from ldl.attention import upsample_map  # here: the other plots need nothing from the attention code
+    from ldl.nn.attention import upsample_map  # here: the other plots need nothing from the attention code
 
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be (B, 3, H, W); got shape {tuple(images.shape)}. "

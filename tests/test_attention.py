@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torchvision.models import VisionTransformer
 
-from ldl.attention import attention_rollout, last_layer_cls_attention, upsample_map
+from ldl.nn.attention import attention_rollout, last_layer_cls_attention, upsample_map
 
 
 def small_vit(image_size: int = 32, patch_size: int = 8, num_layers: int = 2) -> VisionTransformer:

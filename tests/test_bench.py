@@ -9,7 +9,7 @@ import torch
 import torchvision
 from torch import nn
 
-from ldl import bench
+from ldl.measure import bench
 
 
 def test_time_repeats_warms_up_then_synchronises_around_every_timed_step(monkeypatch: pytest.MonkeyPatch) -> None:

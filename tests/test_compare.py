@@ -8,9 +8,10 @@ import torchvision
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
-from ldl import bench, compare, viz
-from ldl.bench import Throughput
-from ldl.compare import (
+from ldl import viz
+from ldl.measure import bench, compare
+from ldl.measure.bench import Throughput
+from ldl.measure.compare import (
     TABLE_COLUMNS,
     ModelRow,
     check_against_published,

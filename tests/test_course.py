@@ -1,4 +1,4 @@
-"""ldl.course (execute-all), ldl.memory and ldl.readiness, on two tiny fixture notebooks and a local HTTP server."""
+"""ldl.course (execute-all), ldl.core.memory and ldl.course.readiness, on two tiny fixture notebooks and a local HTTP server."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ import nbformat
 import pytest
 import torch
 
-from ldl import course, readiness
+from ldl.course import execute as course
+from ldl.course import readiness
 from ldl.data import registry
-from ldl.memory import PeakMemory
+from ldl.core.memory import PeakMemory
 from ldl.profiles import PROFILES
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
@@ -194,7 +195,7 @@ def test_report_md_says_when_peak_memory_was_not_measured() -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# ldl.memory: peak memory of a child process
+# ldl.core.memory: peak memory of a child process
 # ---------------------------------------------------------------------------------------
 
 # A child that touches ~200 MiB (bytearray zero-fills its memory) and holds it for a second.
@@ -340,7 +341,7 @@ def test_enough_or_unknown_memory_is_no_reason_to_warn(weights_cached: None, mon
 
 
 # ---------------------------------------------------------------------------------------
-# ldl.readiness
+# ldl.course.readiness
 # ---------------------------------------------------------------------------------------
 
 

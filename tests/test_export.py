@@ -12,7 +12,7 @@ import torch
 import torchvision
 from torch import nn
 
-from ldl.export import (
+from ldl.measure.export import (
     ExportMismatch,
     OnnxModel,
     _has_dynamic_batch,
@@ -203,7 +203,7 @@ def test_only_torchs_known_export_noise_is_hidden() -> None:
     # Anything else, e.g. a warning about the student's model, must still show.
     import warnings
 
-    from ldl.export import _without_known_export_noise
+    from ldl.measure.export import _without_known_export_noise
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ldl.features import FeatureSet, extract_features, load_features, save_features
+from ldl.measure.features import FeatureSet, extract_features, load_features, save_features
 from ldl.train import Trainer, save_weights
 
 

@@ -11,7 +11,7 @@ import torchvision
 from torch import nn
 from torchvision.models import VisionTransformer
 
-from ldl.inductive_bias import (
+from ldl.measure.inductive_bias import (
     distance_between_images,
     shift_images,
     shifted_features,

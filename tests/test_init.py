@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from ldl.init import (
+from ldl.nn.init import (
     INIT_SCHEMES,
     deep_mlp,
     expected_std,

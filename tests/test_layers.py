@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from ldl.layers import InvertedDropout, InvertedDropout2d, ScratchBatchNorm2d
+from ldl.nn.layers import InvertedDropout, InvertedDropout2d, ScratchBatchNorm2d
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.8])

@@ -1,4 +1,4 @@
-"""ldl.memory.release_freed_memory: freed memory goes back to the system, not only to the allocator."""
+"""ldl.core.memory.release_freed_memory: freed memory goes back to the system, not only to the allocator."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 # cannot shrink it. The process then still holds ~40 MiB it does not use.
 HELD_AFTER_FREE = """
 import sys
-from ldl.memory import release_freed_memory
+from ldl.core.memory import release_freed_memory
 
 def anonymous_mib():
     for line in open("/proc/self/status"):

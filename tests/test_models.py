@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ldl.exercises import check_flatten_size
+from ldl.course.exercises import check_flatten_size
 from ldl.models import RecapCNN, count_parameters, feature_side
 
 
@@ -45,7 +45,7 @@ def test_flatten_exercise_feedback(capsys: pytest.CaptureFixture[str]) -> None:
 def test_matching_pipeline_exercise_gives_hints(capsys: pytest.CaptureFixture[str]) -> None:
     from torchvision.transforms import v2
 
-    from ldl.exercises import check_matching_pipeline
+    from ldl.course.exercises import check_matching_pipeline
 
     # a dull, low-contrast image, so that equalisation visibly changes it
     image = torch.randint(100, 140, (3, 48, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
@@ -59,7 +59,7 @@ def test_matching_pipeline_exercise_gives_hints(capsys: pytest.CaptureFixture[st
 
 
 def test_cutmix_lambda_exercise(capsys: pytest.CaptureFixture[str]) -> None:
-    from ldl.exercises import check_cutmix_lambda
+    from ldl.course.exercises import check_cutmix_lambda
 
     box, size = (0, 0, 32, 16), (64, 64)  # pastes 1/8 of the image
     assert check_cutmix_lambda(0.875, box, size)
@@ -72,7 +72,7 @@ def test_cutmix_lambda_exercise(capsys: pytest.CaptureFixture[str]) -> None:
 def test_lesson2_exercises(capsys: pytest.CaptureFixture[str]) -> None:
     from torch import nn
 
-    from ldl.exercises import check_batchnorm_sizes, check_dropout_scale
+    from ldl.course.exercises import check_batchnorm_sizes, check_dropout_scale
 
     assert check_dropout_scale(1 / 0.75, p=0.25)
     assert not check_dropout_scale(0.75, p=0.25)
@@ -99,7 +99,7 @@ def test_recap_cnn_regularisation_options(batch_norm: bool) -> None:
 
 
 def test_lesson3_exercise(capsys: pytest.CaptureFixture[str]) -> None:
-    from ldl.exercises import check_he_std
+    from ldl.course.exercises import check_he_std
 
     assert check_he_std((2 / 512) ** 0.5, fan_in=512)
     assert not check_he_std((1 / 512) ** 0.5, fan_in=512)

@@ -1,6 +1,6 @@
 """Every lesson notebook runs in the smoke profile, and its measured claim holds.
 
-The notebooks run once per session through ``ldl.course.execute_all`` (papermill), the same
+The notebooks run once per session through ``ldl.course.execute.execute_all`` (papermill), the same
 code path as the instructor's ``make execute-all``; the tests then read the report.
 (``pytest`` also collects the notebooks themselves with nbval in lax mode.)
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ldl.course import execute_all
+from ldl.course.execute import execute_all
 from tests.conftest import ROOT, samples_or_skip
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -36,7 +36,7 @@ def test_notebook_runs_in_smoke_profile(notebook: Path, smoke_report: dict) -> N
     result = smoke_report["notebooks"][notebook.stem]
     assert result["status"] == "ok", f"{notebook.name} failed: {result['error']}"
     assert Path(result["output"]).exists() and Path(result["html"]).exists()
-    assert result["metrics"], f"{notebook.name} recorded no lesson metric with ldl.report"
+    assert result["metrics"], f"{notebook.name} recorded no lesson metric with ldl.course.report"
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from ldl.layers import ScratchBatchNorm2d
+from ldl.nn.layers import ScratchBatchNorm2d
 from ldl.train.regularizers import PenalizedLoss, decay_param_groups, penalized_parameters, smooth_labels
 
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm, ScratchBatchNorm2d)

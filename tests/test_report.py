@@ -1,4 +1,4 @@
-"""ldl.report: metrics kept in memory and merged atomically into the LDL_REPORT file."""
+"""ldl.course.report: metrics kept in memory and merged atomically into the LDL_REPORT file."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ldl import report
+from ldl.course import report
 
 
 @pytest.fixture(autouse=True)

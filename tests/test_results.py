@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ldl.results import ResultsTable, format_cell
+from ldl.core.tables import ResultsTable, format_cell
 
 
 def test_rows_grow_and_replace_by_name() -> None:

@@ -23,7 +23,7 @@ from torch import nn  # noqa: E402
 
 from ldl.train.callbacks import CancelFit, Callback  # noqa: E402
 from ldl.train.tensorboard import TensorBoardLogger  # noqa: E402
-from ldl.train.tensorboard_view import (  # noqa: E402
+from ldl.widgets.tensorboard import (  # noqa: E402
     histogram_figure,
     read_histograms,
     show_tensorboard,
@@ -322,7 +322,7 @@ def test_a_folder_of_runs_asks_for_one_run(three_steps) -> None:
 
 
 def test_a_deep_networks_static_overview_keeps_first_middle_and_last_weights() -> None:
-    from ldl.train.tensorboard_view import overview_tags
+    from ldl.widgets.tensorboard import overview_tags
 
     layers = [f"net.{i}" for i in range(0, 40, 2)]  # 20 linear layers, as lesson 3's deep MLP
     tags = [f"{kind}/{layer}.{part}" for layer in layers for kind in ("weights", "grads") for part in ("weight", "bias")]

@@ -11,12 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-import ldl.transfer
-from ldl.features import FeatureSet
+import ldl.recipes.transfer
+from ldl.measure.features import FeatureSet
 from ldl.models import WeightsUnavailable
 from ldl.profiles import get_profile
 from ldl.train import LRFinderResult, Trainer, lr_find
-from ldl.transfer import LR_FIND_END, LR_FIND_START, TransferResult, default_augment, find_head_lr, transfer_recipe
+from ldl.recipes.transfer import LR_FIND_END, LR_FIND_START, TransferResult, default_augment, find_head_lr, transfer_recipe
 from tests.conftest import samples_or_skip
 
 
@@ -34,7 +34,7 @@ def sample_run() -> tuple[TransferResult, list[LRFinderResult]]:
         return sweeps[-1]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ldl.transfer, "lr_find", spy)
+        patch.setattr(ldl.recipes.transfer, "lr_find", spy)
         result = transfer_recipe("efficientnet_lite0", get_profile("smoke"), image_size=96, epochs=1,
                                  augment=default_augment())
     return result, sweeps
@@ -87,13 +87,13 @@ def _sweep(suggestion: float, min_loss_lr: float) -> LRFinderResult:
     ],
 )
 def test_find_head_lr_rule(monkeypatch: pytest.MonkeyPatch, suggestion: float, expected: float) -> None:
-    monkeypatch.setattr(ldl.transfer, "lr_find", lambda *args, **kwargs: _sweep(suggestion, min_loss_lr=1e-2))
+    monkeypatch.setattr(ldl.recipes.transfer, "lr_find", lambda *args, **kwargs: _sweep(suggestion, min_loss_lr=1e-2))
     rate = find_head_lr(nn.Linear(32, 2), _features(), batch_size=32)
     assert rate == pytest.approx(expected)
 
 
 def test_find_head_lr_without_a_finite_loss_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ldl.transfer, "lr_find", lambda *args, **kwargs: _sweep(math.nan, min_loss_lr=math.nan))
+    monkeypatch.setattr(ldl.recipes.transfer, "lr_find", lambda *args, **kwargs: _sweep(math.nan, min_loss_lr=math.nan))
     with pytest.raises(RuntimeError, match="head_lr="):
         find_head_lr(nn.Linear(32, 2), _features(), batch_size=32)
 
@@ -124,7 +124,7 @@ def test_a_given_head_rate_skips_the_range_test_and_runs_are_repeatable(
     def no_sweep(*args: object, **kwargs: object) -> None:
         raise AssertionError("head_lr was given: no LR range test should run")
 
-    monkeypatch.setattr(ldl.transfer, "lr_find", no_sweep)
+    monkeypatch.setattr(ldl.recipes.transfer, "lr_find", no_sweep)
     runs = [transfer_recipe("efficientnet_lite0", synthetic_smoke, image_size=32, epochs=1, head_epochs=3,
                             head_lr=2e-3, seed=1) for _ in range(2)]
     first, second = runs
@@ -141,7 +141,7 @@ def no_data(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("photos were loaded before the arguments were checked")
 
-    monkeypatch.setattr(ldl.transfer, "make_loaders", fail)
+    monkeypatch.setattr(ldl.recipes.transfer, "make_loaders", fail)
 
 
 def test_unknown_backbone_or_impossible_size_is_refused_first(no_data: None) -> None:

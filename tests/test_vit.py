@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import VisionTransformer, vit_b_16
 
-from ldl.vit import (
+from ldl.nn.vit import (
     PatchEmbedding,
     SingleHeadAttention,
     ViTFrontEnd,

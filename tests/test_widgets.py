@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ldl import widgets as playground_module
+from ldl.widgets import display as display_module
 from ldl.augment import apply_seeded
 from ldl.augment.recipe import KNOBS, AugmentSettings, setting_names
 from ldl.widgets import WIDGET_VIEW_MIMETYPE, Playground, augmentation_playground
@@ -170,7 +170,7 @@ def test_static_picture_for_notebooks_without_a_widget_front_end(playground: Pla
 def test_live_front_end_gets_the_widget_and_the_picture(
     playground: Playground, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(playground_module, "_front_end_is_interactive", lambda: True)
+    monkeypatch.setattr(display_module, "front_end_is_interactive", lambda: True)
     bundle = playground._repr_mimebundle_()
     assert bundle[WIDGET_VIEW_MIMETYPE]["model_id"] == playground.widget.model_id
     assert set(bundle) == {WIDGET_VIEW_MIMETYPE, "image/png", "text/plain"}
@@ -192,15 +192,15 @@ def test_headless_runners_are_told_apart_from_people(monkeypatch: pytest.MonkeyP
     for allow_stdin in (True, False):
         shell = types.SimpleNamespace(kernel=Kernel(allow_stdin))
         monkeypatch.setattr(IPython, "get_ipython", lambda shell=shell: shell)
-        assert playground_module._front_end_is_interactive() is allow_stdin
+        assert display_module.front_end_is_interactive() is allow_stdin
     monkeypatch.setattr(IPython, "get_ipython", lambda: None)  # a script: no front end at all
-    assert playground_module._front_end_is_interactive() is False
+    assert display_module.front_end_is_interactive() is False
 
 
 @pytest.mark.notebook
 def test_executed_notebook_html_shows_the_static_grid(tmp_path: Path, photo_paths: list[Path]) -> None:
     """The course's own path: papermill runs the notebook, nbconvert exports it to HTML."""
-    from ldl import course
+    from ldl.course import execute as course
 
     result = course.run_notebook(
         FIXTURE, profile="smoke", build_dir=tmp_path, cell_timeout=120,

@@ -20,11 +20,13 @@ from ldl.augment.mixing_loader import BatchMixer, MixingLoader
 from ldl.augment.mosaic import Mosaic, MosaicParams
 from ldl.augment.occlusion import GridMask, GridMaskParams, RandomErasing, cutout
 from ldl.augment.offline import EachImage, folder_bytes, materialise
+from ldl.augment.recipe import AugmentSettings
 from ldl.augment.sampling import sample_beta
 from ldl.augment.seeding import apply_seeded, seeded, spawn_seeds
 from ldl.augment.statistics import FeatureStandardize, ZCAWhitening
 
 __all__ = [
+    "AugmentSettings",
     "BatchMixer",
     "CutMix",
     "CutMixParams",

@@ -7,12 +7,12 @@ The calls a notebook makes::
     index = load_index("cats_and_dogs", "train")    # the files of one split
 """
 
-from ldl.data.batch_augment import BatchAugment
-from ldl.data.cache import TensorCache, build_tensor_cache
+from ldl.data.batch_augment import BatchAugment, per_sample_equivalent
+from ldl.data.cache import TensorCache, build_tensor_cache, decode_square, default_cache_dir
 from ldl.data.folders import RobustImageDataset, UnreadableImage, load_rgb
 from ldl.data.index import ImageIndex, index_image_folder
 from ldl.data.loader import DeviceLoader
-from ldl.data.pipeline import Loaders, make_loaders, per_sample_transform
+from ldl.data.pipeline import Loaders, make_loaders, per_sample_transform, resolve_dataset
 from ldl.data.registry import REGISTRY, DatasetUnavailable, data_dir, dataset_status, load_index, prepare
 
 __all__ = [
@@ -28,10 +28,14 @@ __all__ = [
     "build_tensor_cache",
     "data_dir",
     "dataset_status",
+    "decode_square",
+    "default_cache_dir",
     "index_image_folder",
     "load_index",
     "load_rgb",
     "make_loaders",
+    "per_sample_equivalent",
     "per_sample_transform",
     "prepare",
+    "resolve_dataset",
 ]

@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
+from ldl.core.files import atomic_torch_save
 from ldl.data.folders import UnreadableImage, load_rgb
 from ldl.data.index import ImageIndex
 
@@ -273,7 +273,7 @@ def _collect(
 
 
 def _save(cache: TensorCache, cache_file: Path) -> None:
-    """Write atomically: a temporary file in the same folder, then ``os.replace``.
+    """Write atomically (:func:`ldl.core.files.atomic_torch_save`).
 
     An interrupted write therefore never leaves a half-written cache under the real name.
     A folder that cannot be written only costs the reuse, so it is a warning, not an error.
@@ -287,23 +287,14 @@ def _save(cache: TensorCache, cache_file: Path) -> None:
         "skipped_paths": [path for path, _ in cache.skipped],
         "skipped_reasons": [reason for _, reason in cache.skipped],
     }
-    temporary: str | None = None
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=cache_file.parent, prefix=cache_file.stem, suffix=".tmp")
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-        os.replace(temporary, cache_file)
-        temporary = None
+        atomic_torch_save(payload, cache_file)
     except OSError as error:
         warnings.warn(
             f"Could not save the tensor cache to {cache_file} ({error}); it will be decoded again "
             "next time. Set LDL_CACHE to a writable folder to keep it.",
             stacklevel=3,
         )
-    finally:
-        if temporary is not None and os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def _load(cache_file: Path) -> TensorCache | None:

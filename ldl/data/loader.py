@@ -19,10 +19,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
+from ldl.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from ldl.data.cache import TensorCache
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class DeviceLoader:

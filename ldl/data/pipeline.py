@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
+from ldl.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from ldl.data.cache import build_tensor_cache, default_cache_dir
 from ldl.data.folders import RobustImageDataset
 from ldl.data.index import ImageIndex
@@ -27,8 +28,6 @@ from ldl.data.loader import DeviceLoader
 from ldl.data.registry import REGISTRY, DatasetUnavailable, load_index
 from ldl.profiles import Profile
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import html
 from typing import NamedTuple
 
 import torch
 import torchinfo
 from torch import nn
 
+from ldl.core.tables import html_table
 from ldl.models.groups import group_parameters, layer_groups
 
 
@@ -43,11 +43,7 @@ class TrainableTable:
         return [(r.group, f"{r.trainable:,}", f"{r.frozen:,}") for r in [*self.rows, total]]
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{c}</th>" for c in self.columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in self._cells()
-        )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return html_table(self.columns, self._cells())
 
     def __str__(self) -> str:
         lines = ["| " + " | ".join(self.columns) + " |", "|---|---:|---:|"]

@@ -1,5 +1,8 @@
 """Training: the Trainer, its callbacks, metrics, checkpoints and History.
 
+:mod:`ldl.train.tensorboard` (``TensorBoardLogger``) is imported on its own, since it loads
+TensorBoard, which a fit without it does not need.
+
     from ldl.train import Trainer, EarlyStopping
     history = Trainer(model, callbacks=[EarlyStopping()]).fit(train_loader, val_loader, epochs=10)
 """
@@ -55,4 +58,6 @@ __all__ = [
     "one_cycle",
     "preview_schedule",
     "warm_restarts",
+    # imported on its own: from ldl.train.tensorboard import TensorBoardLogger
+    "tensorboard",
 ]

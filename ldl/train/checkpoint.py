@@ -15,9 +15,7 @@ file: never unpickle arbitrary objects from a file you downloaded.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,31 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ldl.core.files import atomic_torch_save
 from ldl.train.history import History
 
 CHECKPOINT_FORMAT = "ldl-checkpoint-1"
-
-
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename it over ``path``.
-
-    ``os.replace`` is atomic when both names are on the same file system (hence the same
-    folder): readers see either the old complete file or the new complete file, never a
-    half-written one, even if the process dies in the middle of writing.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as tmp_file:
-            torch.save(obj, tmp_file)
-            tmp_file.flush()
-            os.fsync(tmp_file.fileno())  # the bytes are on disk before the rename
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)  # leave no half-written temp file behind
-        raise
-    return path
 
 
 def rng_states() -> dict[str, Any]:

@@ -31,7 +31,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ldl.train.callbacks import Callback
-from ldl.train.history import History, html_table
+from ldl.core.tables import html_table
+from ldl.train.history import History
 from ldl.train.trainer import Trainer
 
 # What RunConfig.build returns: the model, its optimizer, and the loss (None: cross-entropy).

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -19,6 +18,8 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from ldl.core.tables import html_table
 
 # Which keys go on which panel of History.plot(): (title, keys drawn there).
 PLOT_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -171,10 +172,3 @@ def _format(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}"
     return str(value)
-
-
-def html_table(header: list[str], rows: list[list[str]]) -> str:
-    """A plain HTML table, for the ``_repr_html_`` of objects a notebook shows."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

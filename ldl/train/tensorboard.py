@@ -7,7 +7,7 @@
 Open the dashboard:
 
 - in a notebook (Colab, JupyterLab, Binder): ``show_tensorboard("runs/baseline")`` from
-  :mod:`ldl.train.tensorboard_view` opens it the right way for where it runs, or draws the
+  :mod:`ldl.widgets.tensorboard` opens it the right way for where it runs, or draws the
   same histograms as a static figure where no live TensorBoard can run;
 - in a terminal: ``tensorboard --logdir runs``, then browse to http://localhost:6006.
 

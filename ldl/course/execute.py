@@ -11,13 +11,13 @@ notebook with papermill, keeps going when one fails, and writes into ``build/``:
 
     build/notebooks/<name>.ipynb   executed copies (failed ones carry papermill's error banner)
     build/html/<name>.html         the same, as web pages
-    build/metrics/<name>.json      what each notebook recorded with ldl.report.record
+    build/metrics/<name>.json      what each notebook recorded with ldl.course.report.record
     build/report.json              everything, for machines
     build/report.md                everything, for people
 
 Each notebook's entry gives its status, its seconds and its peak memory: the most anonymous
 memory its kernel (and the kernel's workers) held, and their resident-set high-water mark,
-measured by :class:`ldl.memory.PeakMemory`; the first is how each profile's ``memory_gib``
+measured by :class:`ldl.core.memory.PeakMemory`; the first is how each profile's ``memory_gib``
 is known. The readiness report warns when the
 machine, or the cgroup limit of its container, has less memory than the profile needs.
 
@@ -38,8 +38,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from ldl import readiness, report
-from ldl.memory import PeakMemory
+from ldl.course import readiness, report
+from ldl.core.files import write_json_atomically, write_text_atomically
+from ldl.core.memory import PeakMemory
+from ldl.core.tables import markdown_table
 from ldl.profiles import PROFILE_ENV, PROFILES, profile_dataset
 
 PROFILE_CHOICES = ("smoke", "cpu", "gpu", "auto")
@@ -309,7 +311,7 @@ def run_notebook(
         "metrics", "error", "output", "html"}``; ``peak_memory_gib`` is the kernel's peak
         anonymous memory and ``peak_rss_gib`` its peak resident set, shared library pages
         included (both with its child processes; ``None`` where they cannot be measured, see
-        :class:`ldl.memory.PeakMemory`); ``html`` is filled in by :func:`export_html`.
+        :class:`ldl.core.memory.PeakMemory`); ``html`` is filled in by :func:`export_html`.
     """
     import papermill
 
@@ -364,7 +366,7 @@ def export_html(executed: Path, html_file: Path) -> None:
     from nbconvert import HTMLExporter
 
     body, _resources = HTMLExporter().from_filename(str(executed))
-    report.write_text_atomically(html_file, body)
+    write_text_atomically(html_file, body)
 
 
 # ---------------------------------------------------------------------------------------
@@ -485,26 +487,13 @@ def _check_notebook_paths(paths: list[Path]) -> None:
 
 def write_reports(run_report: dict[str, object], build_dir: Path) -> None:
     """Write ``report.json`` and ``report.md`` into ``build_dir`` (each atomically)."""
-    report.write_json_atomically(build_dir / "report.json", run_report)
-    report.write_text_atomically(build_dir / "report.md", format_markdown(run_report))
+    write_json_atomically(build_dir / "report.json", run_report)
+    write_text_atomically(build_dir / "report.md", format_markdown(run_report))
 
 
 # ---------------------------------------------------------------------------------------
 # report.md
 # ---------------------------------------------------------------------------------------
-
-
-def _cell(value: object) -> str:
-    """Text that is safe inside a Markdown table cell."""
-    if isinstance(value, float):
-        value = f"{value:.4g}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
-    return lines
 
 
 def format_markdown(run_report: dict[str, object]) -> str:
@@ -520,7 +509,7 @@ def format_markdown(run_report: dict[str, object]) -> str:
         "## Notebooks",
         "",
     ]
-    lines += _table(
+    lines += markdown_table(
         ["notebook", "status", "seconds", "peak memory (GiB)", "peak RSS (GiB)", "device", "metrics"],
         [
             [
@@ -540,7 +529,7 @@ def format_markdown(run_report: dict[str, object]) -> str:
         metrics = dict(result["metrics"])
         if metrics:
             lines += ["", f"### {name}", ""]
-            lines += _table(["metric", "value"], list(metrics.items()))
+            lines += markdown_table(["metric", "value"], list(metrics.items()))
     if failed:
         lines += ["", "## Failures"]
         for name, result in failed.items():
@@ -561,9 +550,9 @@ def format_markdown(run_report: dict[str, object]) -> str:
     if messages:
         lines += ["", "## Warnings", ""] + [f"- {message}" for message in messages]
     environment: dict[str, object] = run_report["environment"]  # type: ignore[assignment]
-    lines += ["", "## Environment", ""] + _table(["", ""], list(environment.items()))
+    lines += ["", "## Environment", ""] + markdown_table(["", ""], list(environment.items()))
     lines += ["", "## Datasets", ""]
-    lines += _table(
+    lines += markdown_table(
         ["dataset", "status", "network"],
         [
             [row["name"], row["status"], "; ".join(f"{url}: {r}" for url, r in dict(row.get("network") or {}).items())]
@@ -571,7 +560,7 @@ def format_markdown(run_report: dict[str, object]) -> str:
         ],
     )
     lines += ["", "## Pretrained weights", ""]
-    lines += _table(
+    lines += markdown_table(
         ["source", "status", "detail"],
         [[row["name"], row["status"], row.get("detail", "")] for row in run_report["weights"]],  # type: ignore[union-attr]
     )

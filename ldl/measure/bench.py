@@ -1,0 +1,227 @@
+"""Measuring a network honestly: parameters, multiply-accumulates, images per second, memory.
+
+Timing a GPU is easy to get wrong: CUDA calls return before the work is done, the first
+batches pay for memory allocation and kernel selection, and one slow repeat (another
+process, a clock change) skews a mean. So :func:`measure_throughput` warms up first,
+synchronises the device before reading the clock, and reports the **median** of several
+timed repeats.
+
+>>> result = measure_throughput(model, image_size=224, batch_size=32, device="cuda")
+>>> result.images_per_s
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from ldl.models import count_parameters  # re-exported: the table's parameter column
+
+__all__ = ["DataWaitTimer", "Throughput", "count_macs", "count_parameters", "measure_throughput", "synchronize", "time_repeats"]
+
+
+def count_macs(model: nn.Module, image_size: int, channels: int = 3) -> int:
+    """Multiply-accumulates of one forward pass of one ``(1, channels, S, S)`` image.
+
+    Counted by ``torch.utils.flop_counter`` (2 flops = 1 multiply-accumulate), which sees
+    every matrix product and convolution. Attention needs two precautions, or the count
+    would depend on the installed torch version:
+
+    - Gradients stay enabled: under ``no_grad`` ``nn.MultiheadAttention`` takes a fused fast
+      path that the counter does not see, and ViT would be under-counted by a third.
+    - ``scaled_dot_product_attention`` is forced onto its reference ("math") kernel, which is
+      written with plain matrix products the counter always sees. The fused kernels (flash,
+      memory-efficient, the CPU's own) have formulas registered only in some versions; where
+      one is missing, ViT-B/16's two attention products per layer (0.72 G MACs) go uncounted.
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, channels, image_size, image_size, device=device))
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() // 2
+
+
+@dataclass
+class Throughput:
+    """What :func:`measure_throughput` saw.
+
+    Attributes:
+        images_per_s: batch size / median seconds per batch.
+        seconds_per_batch: every timed repeat, in order.
+        batch_size, image_size, device: what was measured.
+        mode: ``"inference"`` (forward under ``inference_mode``) or ``"training"``
+            (forward, backward and an optimizer step).
+        peak_memory_mb: the most CUDA memory allocated during the measurement (None on the CPU,
+            where PyTorch does not track it).
+    """
+
+    images_per_s: float
+    seconds_per_batch: list[float]
+    batch_size: int
+    image_size: int
+    device: str
+    mode: str
+    peak_memory_mb: float | None = None
+    settings: dict[str, object] = field(default_factory=dict)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until the device has finished all queued work (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_repeats(
+    step: Callable[[], object],
+    device: torch.device,
+    *,
+    warmup: int = 2,
+    repeats: int = 5,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[float]:
+    """Run ``step`` ``warmup`` times untimed, then ``repeats`` times timed; return the seconds of each."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1; got {repeats}.")
+    for _ in range(warmup):
+        step()
+    seconds = []
+    for _ in range(repeats):
+        synchronize(device)  # the clock must not start while earlier work is still queued
+        start = clock()
+        step()
+        synchronize(device)  # ... nor stop before this step's work has finished
+        seconds.append(clock() - start)
+    return seconds
+
+
+def measure_throughput(
+    model: nn.Module,
+    *,
+    image_size: int,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    train: bool = False,
+    mixed_precision: bool = False,
+    channels_last: bool = False,
+    warmup: int = 2,
+    repeats: int = 5,
+    num_classes: int | None = None,
+) -> Throughput:
+    """Images per second of ``model`` on random ``(batch_size, 3, S, S)`` inputs already on the device.
+
+    The data never leaves the device, so this is the ceiling a real data pipeline can
+    reach. ``train=True`` times forward + backward + an SGD step (the weights change:
+    pass a copy if that matters). ``mixed_precision`` runs under bfloat16 autocast on
+    GPUs that support it, else float16 (on the CPU, bfloat16). ``channels_last`` stores
+    images and weights as (B, H, W, C), which tensor cores prefer.
+    The model is left in eval mode after an inference measurement, train mode after training.
+    """
+    device = torch.device(device)
+    model = model.to(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    x = torch.randn(batch_size, 3, image_size, image_size, device=device).to(memory_format=memory_format)
+    autocast_dtype = _autocast_dtype(device) if mixed_precision else None
+
+    def forward() -> torch.Tensor:
+        if autocast_dtype is None:
+            return model(x)
+        with torch.autocast(device_type=device.type, dtype=autocast_dtype):
+            return model(x)
+
+    if train:
+        model.train()
+        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        outputs = num_classes or forward().shape[1]
+        y = torch.randint(0, outputs, (batch_size,), device=device)
+
+        def step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(forward().float(), y)
+            loss.backward()
+            optimizer.step()
+    else:
+        model.eval()
+
+        def step() -> None:
+            with torch.inference_mode():
+                forward()
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    seconds = time_repeats(step, device, warmup=warmup, repeats=repeats)
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return Throughput(
+        images_per_s=batch_size / statistics.median(seconds),
+        seconds_per_batch=seconds,
+        batch_size=batch_size,
+        image_size=image_size,
+        device=str(device),
+        mode="training" if train else "inference",
+        peak_memory_mb=peak,
+        settings={"mixed_precision": str(autocast_dtype) if autocast_dtype else "off", "channels_last": channels_last},
+    )
+
+
+def _autocast_dtype(device: torch.device) -> torch.dtype:
+    """bfloat16 where the hardware has it (CPUs, Ampere and newer GPUs), else float16."""
+    if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8:
+        return torch.float16
+    return torch.bfloat16
+
+
+class DataWaitTimer:
+    """Wraps a loader and measures how long training waits for each batch.
+
+    Every ``next()`` is timed between two device synchronisations: the first makes sure
+    the previous step's GPU work is finished (so it is not billed to the data), the second
+    that the batch is really ready (augmentation on the GPU included). Everything else in an
+    epoch is the training step. The synchronisations remove the overlap between loading and
+    computing that a real epoch may have, so the data share measured here is an upper bound.
+
+    >>> timed = DataWaitTimer(loaders.train, device="cuda")
+    >>> trainer.train_one_epoch(timed)
+    >>> timed.data_seconds, timed.batches
+
+    Attributes:
+        data_seconds: total seconds spent waiting for batches, over every epoch so far.
+        batches: batches handed out so far.
+    """
+
+    def __init__(
+        self, loader: Iterable, device: str | torch.device = "cpu", clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.loader, self.device, self.clock = loader, torch.device(device), clock
+        self.data_seconds, self.batches = 0.0, 0
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator:
+        iterator = iter(self.loader)
+        while True:
+            synchronize(self.device)
+            start = self.clock()
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            synchronize(self.device)
+            self.data_seconds += self.clock() - start
+            self.batches += 1
+            yield batch
+
+    def reset(self) -> None:
+        """Start counting again from zero."""
+        self.data_seconds, self.batches = 0.0, 0

@@ -1,0 +1,253 @@
+"""Weight initialisation, and the tools of lesson 3 that show why it matters.
+
+A deep network multiplies its input by one weight matrix per layer, and its gradients by
+the same matrices on the way back. If each layer shrinks the signal a little, twenty layers
+shrink it to nothing (vanishing gradients: the first layers stop learning); if each grows it
+a little, it explodes. A good initialisation picks the weights' scale so that the spread of
+the activations and of the gradients stays the same from layer to layer:
+
+- **Xavier/Glorot**: ``std = gain * sqrt(2 / (fan_in + fan_out))``, a compromise between
+  keeping the forward and the backward signal steady (made for sigmoid and tanh);
+- **He/Kaiming**: ``std = gain / sqrt(fan_in)`` with ``gain = sqrt(2)`` for ReLU, which
+  zeroes half of its inputs and so halves their power.
+
+>>> model = deep_mlp(depth=20, in_features=64, num_classes=10, activation="relu")
+>>> init_weights(model, "he_normal")
+>>> stats = layer_statistics(model, x, y)           # one forward + backward, hooks removed after
+>>> gradient_ratio(stats)                            # first-layer / last-layer gradient norm, ~1
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+INIT_SCHEMES = ("zeros", "constant", "normal", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal")
+# "identity" builds a deep *linear* chain: the plainest case of exploding or vanishing products.
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "identity": nn.Identity}
+WEIGHTED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+SATURATION = 0.99  # sigmoid outside [0.01, 0.99] or |tanh| above 0.99: a flat part of the curve, gradient ~0
+MAX_SAMPLES = 10_000  # values kept per layer for histograms
+
+
+def _check_scheme(scheme: str) -> None:
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"Unknown initialisation scheme {scheme!r}; choose one of {INIT_SCHEMES}.")
+
+
+def init_weights(
+    model: nn.Module,
+    scheme: str,
+    *,
+    nonlinearity: str = "relu",
+    std: float = 0.01,
+    value: float = 0.0,
+) -> nn.Module:
+    """Re-initialise the weight of every ``nn.Linear`` and ``nn.Conv1d/2d/3d`` in ``model``; biases to 0.
+
+    Args:
+        scheme: one of :data:`INIT_SCHEMES`: ``"zeros"``, ``"constant"`` (every weight
+            ``value``), ``"normal"`` (``N(0, std²)``: the naive "small random numbers"),
+            ``"xavier_uniform"``, ``"xavier_normal"``, ``"he_uniform"``, ``"he_normal"``.
+        nonlinearity: the activation after the layers, for the gain of Xavier and He
+            (``nn.init.calculate_gain``: ``"relu"`` sqrt(2), ``"tanh"`` 5/3, ``"sigmoid"``
+            and ``"linear"`` 1). Glorot's original Xavier is ``nonlinearity="linear"``.
+
+    Returns the model (changed in place), so ``model = init_weights(build(), "he_normal")`` works.
+    """
+    _check_scheme(scheme)
+    gain = nn.init.calculate_gain(nonlinearity)
+    for module in model.modules():
+        if not isinstance(module, WEIGHTED_LAYERS):
+            continue
+        weight = module.weight
+        if scheme == "zeros":
+            nn.init.zeros_(weight)
+        elif scheme == "constant":
+            nn.init.constant_(weight, value)
+        elif scheme == "normal":
+            nn.init.normal_(weight, mean=0.0, std=std)
+        elif scheme == "xavier_uniform":
+            nn.init.xavier_uniform_(weight, gain=gain)
+        elif scheme == "xavier_normal":
+            nn.init.xavier_normal_(weight, gain=gain)
+        elif scheme == "he_uniform":
+            nn.init.kaiming_uniform_(weight, mode="fan_in", nonlinearity=nonlinearity)
+        else:  # "he_normal"
+            nn.init.kaiming_normal_(weight, mode="fan_in", nonlinearity=nonlinearity)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    return model
+
+
+def fans(layer: nn.Module) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of a Linear or Conv layer: inputs and outputs each weight connects.
+
+    Linear ``(out, in)``: ``(in, out)``. Conv2d ``(out, in, kH, kW)``: ``(in*kH*kW, out*kH*kW)``.
+    """
+    weight = layer.weight
+    if weight.ndim < 2:
+        raise ValueError(f"{type(layer).__name__} has a {weight.ndim}-D weight: fans need a Linear or Conv layer.")
+    receptive_field = weight[0][0].numel()  # kH * kW for a Conv2d, 1 for a Linear
+    return weight.shape[1] * receptive_field, weight.shape[0] * receptive_field
+
+
+def expected_std(layer: nn.Module, scheme: str, nonlinearity: str = "relu", *, std: float = 0.01) -> float:
+    """The standard deviation :func:`init_weights` gives ``layer``'s weight under ``scheme``.
+
+    Xavier: ``gain * sqrt(2 / (fan_in + fan_out))``; He: ``gain / sqrt(fan_in)``; ``"normal"``:
+    ``std``; ``"zeros"`` and ``"constant"``: 0. Uniform schemes draw from ``[-a, a]`` with
+    ``a = sqrt(3) * std``, which has the same std as the normal ones.
+    """
+    _check_scheme(scheme)
+    gain = nn.init.calculate_gain(nonlinearity)
+    fan_in, fan_out = fans(layer)
+    if scheme in ("zeros", "constant"):
+        return 0.0
+    if scheme == "normal":
+        return std
+    if scheme.startswith("xavier"):
+        return gain * math.sqrt(2.0 / (fan_in + fan_out))
+    return gain / math.sqrt(fan_in)
+
+
+def deep_mlp(
+    depth: int = 20,
+    width: int = 64,
+    *,
+    in_features: int,
+    num_classes: int,
+    activation: str = "relu",
+) -> nn.Sequential:
+    """A plain deep MLP: ``Flatten`` then ``depth`` Linear layers, an activation between each two.
+
+    ``(B, ...)`` inputs with ``in_features`` values each -> ``(B, num_classes)`` logits. No
+    normalisation and no skip connections: only the initialisation keeps its signal alive.
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"Unknown activation {activation!r}; choose one of {tuple(ACTIVATIONS)}.")
+    if depth < 1:
+        raise ValueError(f"depth must be at least 1 Linear layer; got {depth}.")
+    sizes = [in_features] + [width] * (depth - 1) + [num_classes]
+    layers: list[nn.Module] = [nn.Flatten()]
+    for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if index < depth - 1:  # no activation after the last layer: it outputs logits
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+def _subsample(values: Tensor, max_samples: int = MAX_SAMPLES) -> Tensor:
+    """At most ``max_samples`` evenly spaced values of ``values``, flattened: float32 on the CPU."""
+    flat = values.detach().flatten()
+    step = max(1, math.ceil(flat.numel() / max_samples))
+    return flat[::step].float().cpu()
+
+
+def _activation_summary(output: Tensor, activation: nn.Module | None) -> dict[str, Any]:
+    """Mean, std, dead/saturated fractions and a sample of a layer's output (after ``activation`` if any)."""
+    output = output.detach().float()
+    dead = saturated = None
+    if isinstance(activation, nn.ReLU):
+        dead = (output == 0).float().mean().item()
+    elif isinstance(activation, nn.Sigmoid):
+        saturated = ((output < 1 - SATURATION) | (output > SATURATION)).float().mean().item()
+    elif isinstance(activation, nn.Tanh):
+        saturated = (output.abs() > SATURATION).float().mean().item()
+    return {
+        "activation_type": type(activation).__name__ if activation is not None else None,
+        "activation_mean": output.mean().item(),
+        "activation_std": output.std().item() if output.numel() > 1 else 0.0,
+        "dead_fraction": dead,
+        "saturated_fraction": saturated,
+        "activations": _subsample(output),
+    }
+
+
+def layer_statistics(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    loss_fn: nn.Module | None = None,
+) -> list[dict[str, Any]]:
+    """One forward and backward pass on a batch; what each Linear/Conv layer did, in forward order.
+
+    Args:
+        x: a batch of inputs, e.g. ``(B, 3, H, W)`` float32, on the model's device.
+        y: its targets, ``(B,)`` int64 class indices.
+        loss_fn: default ``nn.CrossEntropyLoss()``.
+
+    Returns one dict per Linear/Conv layer::
+
+        {"name": "3", "type": "Linear",
+         "activation_type": "ReLU",       # the activation module right after the layer, or None
+         "activation_mean": ..., "activation_std": ...,   # of the layer's output after that activation
+         "dead_fraction": 0.5 | None,     # ReLU outputs exactly 0
+         "saturated_fraction": ... | None,  # sigmoid < 0.01 or > 0.99, |tanh| > 0.99
+         "grad_norm": ..., "grad_std": ...,  # of the weight's gradient
+         "activations": (n,) float32, "gradients": (m,) float32}  # CPU samples for histograms
+
+    The model's ``.grad`` are replaced by this batch's gradients. Activations passed through
+    functional calls (``F.relu``) are not seen: the layer's raw output is described instead.
+    Every hook is removed when done, even if the forward pass raises.
+    """
+    loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
+    summaries: dict[nn.Module, dict[str, Any]] = {}  # filled in forward order (dicts keep insertion order)
+    names = {module: name for name, module in model.named_modules()}
+    last_layer: list[nn.Module] = []  # the most recent Linear/Conv the forward pass went through
+
+    def on_layer(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        last_layer[:] = [module]
+        summaries[module] = _activation_summary(output, None)
+
+    def on_activation(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        if last_layer and summaries[last_layer[0]]["activation_type"] is None:
+            summaries[last_layer[0]] = _activation_summary(output, module)
+
+    handles = []
+    try:
+        for module in model.modules():
+            if isinstance(module, WEIGHTED_LAYERS):
+                handles.append(module.register_forward_hook(on_layer))
+            elif isinstance(module, tuple(ACTIVATIONS.values())):
+                handles.append(module.register_forward_hook(on_activation))
+        model.zero_grad(set_to_none=True)  # gradients of this batch only
+        loss = loss_fn(model(x), y)
+        loss.backward()
+    finally:
+        for handle in handles:
+            handle.remove()
+
+    stats = []
+    for module, summary in summaries.items():
+        grad = module.weight.grad
+        if grad is None:
+            raise RuntimeError(f"Layer {names[module]!r} got no gradient: is it part of the loss's graph?")
+        stats.append({
+            "name": names[module],
+            "type": type(module).__name__,
+            **summary,
+            "grad_norm": grad.norm().item(),
+            "grad_std": grad.std().item() if grad.numel() > 1 else 0.0,
+            "gradients": _subsample(grad),
+        })
+    return stats
+
+
+def gradient_ratio(stats: list[dict[str, Any]]) -> float:
+    """First layer's weight-gradient norm over the last layer's (from :func:`layer_statistics`).
+
+    About 1: every layer learns at a similar pace. Far below 1: the gradient vanishes on its
+    way back, and the first layers barely move. Far above 1: it explodes. ``inf`` (or ``nan``
+    when the first is 0 too) when the last layer's gradient is exactly 0.
+    """
+    if len(stats) < 2:
+        raise ValueError(f"gradient_ratio needs at least two layers' statistics; got {len(stats)}.")
+    first, last = stats[0]["grad_norm"], stats[-1]["grad_norm"]
+    if last == 0:
+        # Dead signal: e.g. ReLU with tiny weights outputs zeros, so the last layer sees no input.
+        return math.inf if first > 0 else math.nan
+    return first / last
