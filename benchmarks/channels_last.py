@@ -34,15 +34,15 @@ def main() -> None:
     args = parser.parse_args()
     profile = get_profile("smoke")
     loaders = make_loaders(profile, progress=False)
-    print(f"recap CNN {profile.grid_widths} at {profile.image_size} px on {loaders.dataset}, batch {profile.batch_size}, "
+    print(f"recap CNN {profile.grid.widths} at {profile.data.image_size} px on {loaders.dataset}, batch {profile.data.batch_size}, "
           f"{args.device} ({torch.get_num_threads()} threads)")
     print(f"{'model':<22}{'NCHW s/epoch':>14}{'NHWC s/epoch':>14}{'speed-up':>10}")
     for batch_norm in (False, True):
         trainers = {}
         for channels_last in (False, True):
             torch.manual_seed(0)
-            model = RecapCNN(num_classes=len(loaders.classes), image_size=profile.image_size,
-                             widths=profile.grid_widths, hidden=profile.grid_hidden, batch_norm=batch_norm)
+            model = RecapCNN(num_classes=len(loaders.classes), image_size=profile.data.image_size,
+                             widths=profile.grid.widths, hidden=profile.grid.hidden, batch_norm=batch_norm)
             trainers[channels_last] = Trainer(model, device=args.device, channels_last=channels_last,
                                               progress=False, verbose=False)
         seconds: dict[bool, list[float]] = {False: [], True: []}

@@ -24,7 +24,6 @@ import copy
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -59,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     batch_size = args.batch_size or (64 if device.type == "cuda" else 16)
-    profile = replace(get_profile("smoke"), device=str(device), batch_size=batch_size, dataset=args.dataset)
+    profile = get_profile("smoke", device=str(device), batch_size=batch_size, dataset=args.dataset)
     loaders = make_loaders(profile, image_size=args.image_size, augment=BatchAugment(), progress=False)
     train = loaders.train
     images_per_epoch = len(train) * batch_size

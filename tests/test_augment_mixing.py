@@ -20,8 +20,8 @@ from ldl.augment import (
     soft_labels,
 )
 from ldl.data.loader import DeviceLoader
+from ldl.plots import show_mixed_batch
 from ldl.train import Trainer
-from ldl.viz import show_mixed_batch
 
 B, H, W = 6, 12, 16
 

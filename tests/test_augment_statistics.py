@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from ldl.augment import FeatureStandardize, ZCAWhitening
-from ldl.viz import plot_whitening
+from ldl.plots import plot_whitening
 
 
 def smooth_images(count: int, size: int = 4, seed: int = 0, dtype: torch.dtype = torch.float64) -> torch.Tensor:

@@ -8,7 +8,7 @@ import torchvision
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
-from ldl import viz
+from ldl import plots
 from ldl.measure import bench, compare
 from ldl.measure.bench import Throughput
 from ldl.measure.compare import (
@@ -143,7 +143,7 @@ def test_plot_rows_feed_the_accuracy_vs_speed_chart() -> None:
     plotted = rows_for_plot(rows)
     assert plotted[0] == {"name": "resnet50", "top1": 76.13, "images_per_s": 30.5, "params": 25_557_032}
     assert [row["name"] for row in rows_for_plot(rows, speed="training")] == ["resnet50"]  # ViT not measured
-    figure = viz.plot_accuracy_vs_speed(plotted)
+    figure = plots.plot_accuracy_vs_speed(plotted)
     assert isinstance(figure, Figure)
     plt.close(figure)
     with pytest.raises(ValueError, match="inference"):

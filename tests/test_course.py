@@ -19,8 +19,8 @@ import pytest
 import torch
 
 from ldl.course import execute as course
-from ldl.course import readiness
-from ldl.data import registry
+from ldl.course import readiness, run_report
+from ldl.data import on_disk, registry
 from ldl.core.memory import PeakMemory
 from ldl.profiles import PROFILES
 
@@ -187,11 +187,11 @@ def test_the_python3_kernel_starts_this_interpreter() -> None:
 
 def test_report_md_says_when_peak_memory_was_not_measured() -> None:
     result = {"status": "ok", "seconds": 1.5, "peak_memory_gib": None, "device": "cpu", "metrics": {}}
-    run_report = {
+    report_of_the_run = {
         "profile": "smoke", "kernel": "python3", "total_seconds": 1.5, "notebooks": {"a": result},
         "environment": {}, "datasets": [], "weights": [],
     }
-    assert "| a | ok | 1.5 | n/a | n/a | cpu | 0 |" in course.format_markdown(run_report)
+    assert "| a | ok | 1.5 | n/a | n/a | cpu | 0 |" in run_report.format_markdown(report_of_the_run)
 
 
 # ---------------------------------------------------------------------------------------
@@ -261,7 +261,7 @@ def _dataset_row(name: str, status: str, network: dict[str, str] | None = None) 
 @pytest.fixture
 def weights_cached(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if every pretrained network's weights were on this machine (tested on their own below)."""
-    monkeypatch.setattr(course, "pretrained_weights_warnings", lambda profile: [])
+    monkeypatch.setattr(readiness, "pretrained_weights_warnings", lambda profile: [])
 
 
 def test_gpu_profile_without_cuda_is_warned_about(weights_cached: None) -> None:
@@ -269,30 +269,30 @@ def test_gpu_profile_without_cuda_is_warned_about(weights_cached: None) -> None:
     with_cuda = {"cuda_available": True, "device": "Tesla T4"}
     ready = [_dataset_row("cats_and_dogs", "ready")]
 
-    warnings = course.profile_warnings("gpu", no_cuda, ready)
+    warnings = readiness.profile_warnings("gpu", no_cuda, ready)
     assert len(warnings) == 1 and "no CUDA device" in warnings[0]
-    assert course.profile_warnings("gpu", with_cuda, ready) == []
-    assert course.profile_warnings("auto", no_cuda, ready) == []
+    assert readiness.profile_warnings("gpu", with_cuda, ready) == []
+    assert readiness.profile_warnings("auto", no_cuda, ready) == []
 
 
 def test_missing_profile_dataset_is_warned_about(weights_cached: None) -> None:
     cpu = {"cuda_available": False, "device": "cpu"}
     url = "https://example.org/cats.zip"
 
-    unreachable = course.profile_warnings(
+    unreachable = readiness.profile_warnings(
         "cpu", cpu, [_dataset_row("cats_and_dogs", "missing", {url: "unreachable: timed out"})]
     )
     assert len(unreachable) == 1 and "cannot be downloaded" in unreachable[0] and url in unreachable[0]
 
-    downloadable = course.profile_warnings("cpu", cpu, [_dataset_row("cats_and_dogs", "missing")])
+    downloadable = readiness.profile_warnings("cpu", cpu, [_dataset_row("cats_and_dogs", "missing")])
     assert len(downloadable) == 1 and "will download it" in downloadable[0]
 
-    unavailable = course.profile_warnings("smoke", cpu, [_dataset_row("cats_and_dogs_sample", "unavailable")])
+    unavailable = readiness.profile_warnings("smoke", cpu, [_dataset_row("cats_and_dogs_sample", "unavailable")])
     assert len(unavailable) == 1 and "/data/cats_and_dogs_sample" in unavailable[0]
     assert "fall back to generated shapes" in unavailable[0]  # smoke runs on, without the real photos
 
     # Datasets the profile does not use are no reason to warn.
-    assert course.profile_warnings("smoke", cpu, [_dataset_row("cats_and_dogs", "missing")]) == []
+    assert readiness.profile_warnings("smoke", cpu, [_dataset_row("cats_and_dogs", "missing")]) == []
 
 
 def _machine_with(
@@ -311,7 +311,7 @@ def test_too_little_memory_for_the_profile_is_warned_about(
     monkeypatch.setitem(PROFILES, "cpu", replace(PROFILES["cpu"], memory_gib=4.0))
     monkeypatch.setitem(PROFILES, "smoke", replace(PROFILES["smoke"], memory_gib=1.0))
 
-    warnings = course.profile_warnings("cpu", _machine_with(monkeypatch, ram_gib=2.0), ready)
+    warnings = readiness.profile_warnings("cpu", _machine_with(monkeypatch, ram_gib=2.0), ready)
     assert len(warnings) == 1
     assert "cpu profile" in warnings[0] and "4 GiB" in warnings[0] and "has 2 GiB" in warnings[0]
     assert "PROFILE=smoke" in warnings[0] and "more memory" in warnings[0]
@@ -319,25 +319,25 @@ def test_too_little_memory_for_the_profile_is_warned_about(
     # Binder: plenty of RAM, but the container may use 1.5 GiB of it.
     limited = _machine_with(monkeypatch, ram_gib=64.0, limit_gib=1.5)
     assert limited["memory_limit_gib"] == 1.5
-    warnings = course.profile_warnings("cpu", limited, ready)
+    warnings = readiness.profile_warnings("cpu", limited, ready)
     assert len(warnings) == 1 and "has 1.5 GiB (its cgroup limit)" in warnings[0]
 
     # No profile fits: only a bigger machine helps.
-    warnings = course.profile_warnings("cpu", _machine_with(monkeypatch, ram_gib=0.5), ready)
+    warnings = readiness.profile_warnings("cpu", _machine_with(monkeypatch, ram_gib=0.5), ready)
     assert len(warnings) == 1 and "PROFILE=" not in warnings[0] and "more memory" in warnings[0]
 
 
 def test_enough_or_unknown_memory_is_no_reason_to_warn(weights_cached: None, monkeypatch: pytest.MonkeyPatch) -> None:
     ready = [_dataset_row("cats_and_dogs", "ready")]
     needed = PROFILES["cpu"].memory_gib
-    assert course.profile_warnings("cpu", _machine_with(monkeypatch, ram_gib=needed + 1), ready) == []
+    assert readiness.profile_warnings("cpu", _machine_with(monkeypatch, ram_gib=needed + 1), ready) == []
     # A cgroup limit above the RAM is no limit at all.
     assert _machine_with(monkeypatch, ram_gib=needed + 1, limit_gib=needed + 8)["memory_limit_gib"] is None
     monkeypatch.setattr(readiness, "total_memory_bytes", lambda: None)
     monkeypatch.setattr(readiness, "cgroup_memory_limit", lambda: None)
     unknown = {**readiness.environment_info(), "cuda_available": False}
     assert unknown["memory_total_gib"] is None
-    assert course.profile_warnings("cpu", unknown, ready) == []
+    assert readiness.profile_warnings("cpu", unknown, ready) == []
 
 
 # ---------------------------------------------------------------------------------------
@@ -402,8 +402,8 @@ def stand_in_registry(monkeypatch: pytest.MonkeyPatch, local_server: str, tmp_pa
     }
     statuses = {"downloadable": "missing", "already_here": "ready", "sample": "unavailable"}
     monkeypatch.setattr(registry, "REGISTRY", specs)
-    monkeypatch.setattr(registry, "dataset_status", lambda name: statuses[name])
-    monkeypatch.setattr(registry, "dataset_root", lambda name: tmp_path / "data" / name)
+    monkeypatch.setattr(on_disk, "dataset_status", lambda name: statuses[name])
+    monkeypatch.setattr(on_disk, "dataset_root", lambda name: tmp_path / "data" / name)
     return local_server
 
 
@@ -451,11 +451,11 @@ def test_missing_pretrained_weights_of_the_profile_are_warned_about(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # an empty hub cache
-    warnings = course.pretrained_weights_warnings("gpu")
+    warnings = readiness.pretrained_weights_warnings("gpu")
     assert [w.split("'")[1] for w in warnings] == ["mobilenet_v3_large", "vgg19"]
     assert str(tmp_path / "checkpoints") in warnings[0] and "needs network" in warnings[0]
     # The smoke profile's EfficientNet-Lite0 ships with a pip package: nothing to warn about.
-    assert course.pretrained_weights_warnings("smoke") == []
+    assert readiness.pretrained_weights_warnings("smoke") == []
 
 
 def test_weights_report_lists_hub_checkpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -501,7 +501,7 @@ def test_readiness_checks_the_ldl_dataset_folder_instead_of_the_profiles_data(
         (good / split / "cats").mkdir(parents=True)
     monkeypatch.setenv("LDL_DATASET", str(good))
     # The profile's own dataset is not used, so its absence is no reason to warn.
-    assert not any("cats_and_dogs" in w for w in course.profile_warnings("cpu", cpu, missing))
+    assert not any("cats_and_dogs" in w for w in readiness.profile_warnings("cpu", cpu, missing))
     monkeypatch.setenv("LDL_DATASET", str(tmp_path / "typo"))
-    warned = [w for w in course.profile_warnings("cpu", cpu, missing) if "LDL_DATASET" in w]
+    warned = [w for w in readiness.profile_warnings("cpu", cpu, missing) if "LDL_DATASET" in w]
     assert len(warned) == 1 and str(tmp_path / "typo") in warned[0] and "does not exist" in warned[0]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ldl.data import registry
+from ldl.data import indexers, on_disk, registry
 from ldl.data.download import (
     ChecksumMismatch,
     UnsafeArchive,
@@ -341,7 +341,7 @@ def tiny_spec(**changes) -> DatasetSpec:
         folder="tiny/tiny_filtered",
         splits=("train", "validation"),
         local_only=False,
-        indexer=registry.index_split_folders,
+        indexer=indexers.index_split_folders,
         layout="train/{cats,dogs}/*.jpg and validation/{cats,dogs}/*.jpg",
         image_counts=tuple(TINY_COUNTS.items()),
     )
@@ -362,15 +362,15 @@ def test_prepare_downloads_verifies_and_extracts(mirrored, tmp_path):
     archive = zip_bytes(image_members("tiny_filtered", TINY_COUNTS))
     mirrored.behaviour.files["tiny.zip"] = archive
     data = tmp_path / "data"
-    assert registry.dataset_status("tiny") == "missing"
+    assert on_disk.dataset_status("tiny") == "missing"
 
-    root = registry.prepare("tiny", progress=False)
+    root = on_disk.prepare("tiny", progress=False)
 
     assert root == data / "tiny" / "tiny_filtered"
-    assert registry.dataset_status("tiny") == "ready"
+    assert on_disk.dataset_status("tiny") == "ready"
     assert (data / "downloads" / "tiny.zip").read_bytes() == archive
     assert leftovers(data) == []
-    train = registry.load_index("tiny", "train")
+    train = on_disk.load_index("tiny", "train")
     assert train.classes == ["cats", "dogs"]
     assert train.counts() == {"cats": 3, "dogs": 3}
     assert len(mirrored.behaviour.requests) == 1  # load_index found it ready: no new request
@@ -393,10 +393,10 @@ def test_prepare_merges_an_archive_and_a_plain_file(mirrored, tmp_path, monkeypa
     )
     mirrored.behaviour.files["labels.txt"] = b"cats\ndogs\n"
 
-    root = registry.prepare("tiny2", progress=False)
+    root = on_disk.prepare("tiny2", progress=False)
 
     assert (root / "labels.txt").read_bytes() == b"cats\ndogs\n"
-    assert registry.load_index("tiny2", "validation").counts() == {"cats": 2, "dogs": 2}
+    assert on_disk.load_index("tiny2", "validation").counts() == {"cats": 2, "dogs": 2}
     assert leftovers(tmp_path / "data") == []
 
 
@@ -404,7 +404,7 @@ def test_prepare_rejects_a_wrong_layout_and_leaves_nothing(mirrored, tmp_path):
     wrong = dict(TINY_COUNTS, **{"validation/dogs": 1})
     mirrored.behaviour.files["tiny.zip"] = zip_bytes(image_members("tiny_filtered", wrong))
     with pytest.raises(DatasetUnavailable, match="expected 2"):
-        registry.prepare("tiny", progress=False)
+        on_disk.prepare("tiny", progress=False)
     data = tmp_path / "data"
     assert not (data / "tiny").exists()
     assert leftovers(data) == []
@@ -414,7 +414,7 @@ def test_prepare_refuses_a_path_traversal_archive(mirrored, tmp_path):
     members = image_members("tiny_filtered", TINY_COUNTS) | {"../../escaped.txt": b"evil"}
     mirrored.behaviour.files["tiny.zip"] = zip_bytes(members)
     with pytest.raises(UnsafeArchive):
-        registry.prepare("tiny", progress=False)
+        on_disk.prepare("tiny", progress=False)
     assert not (tmp_path / "escaped.txt").exists()
     assert not (tmp_path / "data" / "tiny").exists()
     assert leftovers(tmp_path / "data") == []
@@ -426,13 +426,13 @@ def test_prepare_after_a_cut_connection_resumes(mirrored, tmp_path):
     mirrored.behaviour.cut_after = len(archive) // 2
 
     with pytest.raises(DatasetUnavailable) as caught:
-        registry.prepare("tiny", progress=False)
+        on_disk.prepare("tiny", progress=False)
     assert isinstance(caught.value.__cause__, ConnectionError)
     assert (tmp_path / "data" / "downloads" / "tiny.zip.part").stat().st_size == len(archive) // 2
 
-    root = registry.prepare("tiny", progress=False)
+    root = on_disk.prepare("tiny", progress=False)
     assert mirrored.behaviour.requests[-1]["range"] == f"bytes={len(archive) // 2}-"
-    assert len(registry.load_index("tiny", "train")) == 6
+    assert len(on_disk.load_index("tiny", "train")) == 6
     assert root.is_dir()
 
 
@@ -440,10 +440,10 @@ def test_prepare_with_download_false_uses_archives_already_there(mirrored, tmp_p
     downloads = tmp_path / "data" / "downloads"
     downloads.mkdir(parents=True)
     with pytest.raises(DatasetUnavailable, match="download=False"):
-        registry.prepare("tiny", download=False, progress=False)
+        on_disk.prepare("tiny", download=False, progress=False)
 
     (downloads / "tiny.zip").write_bytes(zip_bytes(image_members("tiny_filtered", TINY_COUNTS)))
-    root = registry.prepare("tiny", download=False, progress=False)
-    assert registry.load_index("tiny", "validation").counts() == {"cats": 2, "dogs": 2}
+    root = on_disk.prepare("tiny", download=False, progress=False)
+    assert on_disk.load_index("tiny", "validation").counts() == {"cats": 2, "dogs": 2}
     assert root.is_dir()
     assert mirrored.behaviour.requests == []

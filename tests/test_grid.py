@@ -13,6 +13,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
+from ldl import plots  # noqa: E402
 from ldl.augment import MixingLoader, MixUp  # noqa: E402
 from ldl.train import Callback, Comparison, History, RunConfig, run_grid  # noqa: E402
 
@@ -87,7 +88,7 @@ def test_comparison_table_follows_the_histories() -> None:
     markdown = comparison.to_markdown().splitlines()
     assert len(markdown) == 2 + 2 and markdown[2].startswith("| plain |")
     assert "<td>dropout</td>" in comparison._repr_html_()
-    fig = comparison.plot()
+    fig = plots.plot_comparison(comparison)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     assert [line.get_label() for line in fig.axes[0].lines] == ["plain", "dropout"]  # a val curve per run
     assert len(fig.axes[1].patches) == 4  # a train and a validation bar per run

@@ -252,3 +252,47 @@ def test_frozen_batchnorm_stays_in_eval_mode_during_the_sweep(frozen_bn_eval: bo
     assert len(modes) == 10
     assert modes == [not frozen_bn_eval] * 10
     assert model[1].training  # and back to train mode afterwards, as it was
+
+
+def small_cnn(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
+
+
+def image_loader(n: int = 32, batch_size: int = 8) -> DataLoader:
+    """(B, 3, 8, 8) float32 NCHW images, brighter for class 1; labels (B,) int64."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (n,), generator=g)
+    x = torch.rand(n, 3, 8, 8, generator=g) + y.view(-1, 1, 1, 1).float()
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size)
+
+
+@pytest.mark.parametrize("channels_last", ["auto", False])
+def test_the_sweep_runs_through_the_trainer_in_its_memory_order(channels_last: bool | str,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # The Trainer's rule puts a conv net on the CPU in channels-last order ("auto"): the
+    # sweep must train as the fit will. The old hand-written loop fed NCHW batches.
+    model = small_cnn()
+    seen: list[bool] = []
+    model[0].register_forward_pre_hook(lambda _, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    options = {} if channels_last == "auto" else {"channels_last": channels_last}  # "auto": the default
+    result = lr_find(model, image_loader(), start_lr=1e-5, end_lr=1e-1, num_iter=10, device="cpu",
+                     progress=False, **options)
+    assert len(seen) == len(result.lrs) == 10
+    assert all(seen) if channels_last == "auto" else not any(seen)
+    # ... and the weights go back to the order they had (NCHW), as well as to their values.
+    assert model[0].weight.is_contiguous()
+    assert capsys.readouterr().out == ""  # no "Epoch 1/1 ..." line: a sweep is not an epoch
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_sweep_runs_under_the_trainers_autocast_on_a_gpu() -> None:
+    model = small_cnn()
+    autocast: list[bool] = []
+    model[0].register_forward_pre_hook(lambda *_: autocast.append(torch.is_autocast_enabled("cuda")))
+    lr_find(model, image_loader(), num_iter=10, device="cuda", progress=False)
+    assert autocast and all(autocast)  # mixed_precision="auto" on CUDA, as in Trainer
+    lr_find(model, image_loader(), num_iter=10, device="cuda", progress=False, mixed_precision=False)
+    assert not any(autocast[10:])
+    assert all(p.device.type == "cpu" for p in model.parameters())

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ldl.data import DatasetUnavailable, make_loaders
-from ldl.profiles import get_profile
+from ldl.profiles import get_profile, override
 
 
 @pytest.fixture
@@ -68,6 +68,17 @@ def test_smoke_falls_back_for_a_named_sample_set_too(monkeypatch: pytest.MonkeyP
     assert loaders.dataset == "synthetic"
 
 
+def test_a_profile_without_the_fallback_fails_on_a_missing_sample(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, smoke
+) -> None:
+    # The fallback is the profile's setting, not its name: smoke with it off fails like cpu.
+    monkeypatch.setenv("LDL_DATA", str(tmp_path / "empty"))
+    strict = override(smoke, falls_back_to_synthetic=False)
+    assert strict.name == "smoke"
+    with pytest.raises(DatasetUnavailable, match="LDL_DATA"):
+        make_loaders(strict, progress=False)
+
+
 def _own_folder(root: Path, classes: tuple[str, ...] = ("apples", "pears"), per_class: int = 4) -> Path:
     """A folder of one's own photos in the train|validation/<class>/ layout."""
     from PIL import Image
@@ -87,7 +98,7 @@ def test_ldl_dataset_runs_a_profile_on_ones_own_folder(monkeypatch: pytest.Monke
     monkeypatch.setenv("LDL_DATASET", str(folder))
     monkeypatch.delenv("LDL_PROFILE", raising=False)
     profile = get_profile("cpu", image_size=16, batch_size=4, num_workers=0)
-    assert profile.dataset == str(folder.resolve())
+    assert profile.data.dataset == str(folder.resolve())
     loaders = make_loaders(profile, progress=False)
     assert loaders.dataset == str(folder.resolve()) and loaders.classes == ["apples", "pears"]
     assert sum(len(y) for _, y in loaders.train) == 8 and sum(len(y) for _, y in loaders.val) == 8

@@ -10,16 +10,8 @@ import torch
 from PIL import Image
 
 from ldl.augment import CutMix, MixUp, apply_seeded
-from ldl.augment.recipe import (
-    KNOBS,
-    AugmentSettings,
-    augment_grid,
-    batch_mixers,
-    build_pipeline,
-    mix_preview,
-    pipeline_code,
-    prepare_images,
-)
+from ldl.augment.preview import augment_grid, mix_preview, prepare_images
+from ldl.augment.recipe import KNOBS, AugmentSettings, batch_mixers, build_pipeline, pipeline_code
 
 SIZE = 48
 

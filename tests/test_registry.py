@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ldl.data import registry
+from ldl.data import indexers, on_disk, registry
 from ldl.data.registry import DatasetSpec, DatasetUnavailable, RemoteFile
 
 
@@ -33,30 +33,30 @@ def sample_data_dir() -> Path:
 
 @pytest.mark.samples
 def test_cats_and_dogs_sample_index(sample_data_dir):
-    train = registry.load_index("cats_and_dogs_sample", "train")
-    validation = registry.load_index("cats_and_dogs_sample", "validation")
+    train = on_disk.load_index("cats_and_dogs_sample", "train")
+    validation = on_disk.load_index("cats_and_dogs_sample", "validation")
     assert len(train) == 800
     assert train.classes == ["cats", "dogs"]
     assert train.counts() == {"cats": 400, "dogs": 400}
     assert validation.counts() == {"cats": 150, "dogs": 150}
-    assert registry.dataset_status("cats_and_dogs_sample") == "ready"
-    assert registry.prepare("cats_and_dogs_sample") == sample_data_dir / "cats_and_dogs_sample"
+    assert on_disk.dataset_status("cats_and_dogs_sample") == "ready"
+    assert on_disk.prepare("cats_and_dogs_sample") == sample_data_dir / "cats_and_dogs_sample"
 
 
 @pytest.mark.samples
 def test_flowers_sample_index(sample_data_dir):
     if not (sample_data_dir / "flowers_sample").is_dir():
         pytest.skip("flowers_sample/ is not in LDL_DATA")
-    train = registry.load_index("flowers_sample", "train")
+    train = on_disk.load_index("flowers_sample", "train")
     assert len(train.classes) == 5
     assert all(count > 0 for count in train.counts().values())
 
 
 def test_missing_local_only_dataset_explains_ldl_data(tmp_path, monkeypatch):
     monkeypatch.setenv("LDL_DATA", str(tmp_path))
-    assert registry.dataset_status("cats_and_dogs_sample") == "unavailable"
+    assert on_disk.dataset_status("cats_and_dogs_sample") == "unavailable"
     with pytest.raises(DatasetUnavailable) as caught:
-        registry.load_index("cats_and_dogs_sample", "train")
+        on_disk.load_index("cats_and_dogs_sample", "train")
     message = str(caught.value)
     assert "LDL_DATA" in message
     assert str(tmp_path / "cats_and_dogs_sample") in message
@@ -85,16 +85,16 @@ def test_network_failure_becomes_dataset_unavailable(tmp_path, monkeypatch):
         folder="offline/offline_root",
         splits=("train", "validation"),
         local_only=False,
-        indexer=registry.index_split_folders,
+        indexer=indexers.index_split_folders,
         layout="train/<class>/*.jpg and validation/<class>/*.jpg",
     )
     monkeypatch.setitem(registry.REGISTRY, "offline", spec)
     monkeypatch.setenv("LDL_DATA", str(tmp_path))
     monkeypatch.delenv("LDL_MIRROR", raising=False)
 
-    assert registry.dataset_status("offline") == "missing"
+    assert on_disk.dataset_status("offline") == "missing"
     with pytest.raises(DatasetUnavailable) as caught:
-        registry.load_index("offline", "train")
+        on_disk.load_index("offline", "train")
     message = str(caught.value)
     assert url in message
     assert str(tmp_path / "offline" / "offline_root") in message
@@ -109,9 +109,9 @@ def test_incomplete_existing_folder_is_reported_and_kept(tmp_path, monkeypatch):
     keep = tmp_path / "cats_and_dogs" / "cats_and_dogs_filtered" / "train" / "cats"
     keep.mkdir(parents=True)
     (keep / "mine.jpg").write_bytes(b"not really")
-    assert registry.dataset_status("cats_and_dogs") == "missing"
+    assert on_disk.dataset_status("cats_and_dogs") == "missing"
     with pytest.raises(DatasetUnavailable, match="exists but is incomplete"):
-        registry.prepare("cats_and_dogs", progress=False)
+        on_disk.prepare("cats_and_dogs", progress=False)
     assert (keep / "mine.jpg").read_bytes() == b"not really"
 
 
@@ -122,9 +122,9 @@ def test_incomplete_existing_folder_is_reported_and_kept(tmp_path, monkeypatch):
 
 def test_unknown_name_and_split_list_the_valid_ones():
     with pytest.raises(KeyError, match="cats_and_dogs_sample"):
-        registry.load_index("cats_and_doggos", "train")
+        on_disk.load_index("cats_and_doggos", "train")
     with pytest.raises(ValueError, match="train, validation"):
-        registry.load_index("cats_and_dogs_sample", "test")
+        on_disk.load_index("cats_and_dogs_sample", "test")
 
 
 def test_data_dir_precedence(tmp_path, monkeypatch):
@@ -200,8 +200,8 @@ def test_pet_images_split_is_disjoint_complete_and_stable(tmp_path):
     touch_images(root / "Dog", [f"{i}.jpg" for i in range(300)])
     (root / "Cat" / "Thumbs.db").write_bytes(b"")
 
-    train = registry.index_pet_images(root, "train")
-    validation = registry.index_pet_images(root, "validation")
+    train = indexers.index_pet_images(root, "train")
+    validation = indexers.index_pet_images(root, "validation")
     train_paths = {path for path, _ in train.samples}
     validation_paths = {path for path, _ in validation.samples}
     assert train.classes == ["Cat", "Dog"]
@@ -213,7 +213,7 @@ def test_pet_images_split_is_disjoint_complete_and_stable(tmp_path):
     removed = sorted(train_paths)[0]
     removed.unlink()
     assert {
-        path for path, _ in registry.index_pet_images(root, "validation").samples
+        path for path, _ in indexers.index_pet_images(root, "validation").samples
     } == validation_paths
 
 
@@ -228,8 +228,8 @@ def test_flowers102_indexer_reads_the_label_files(tmp_path):
         {"trnid": np.array([[2, 1]]), "valid": np.array([[3, 4]]), "tstid": np.array([[5, 6]])},
     )
 
-    train = registry.index_flowers102(root, "train")
-    test = registry.index_flowers102(root, "test")
+    train = indexers.index_flowers102(root, "train")
+    test = indexers.index_flowers102(root, "test")
     assert train.samples == [
         (root / "jpg" / "image_00001.jpg", 2),
         (root / "jpg" / "image_00002.jpg", 0),
@@ -248,9 +248,9 @@ def test_oxford_pets_indexer_reads_the_lists(tmp_path):
     (root / "annotations" / "trainval.txt").write_text("\n".join(trainval) + "\n")
     (root / "annotations" / "test.txt").write_text("Abyssinian_99 1 1 1\namerican_bulldog_99 2 2 1\n")
 
-    train = registry.index_oxford_pets(root, "train")
-    validation = registry.index_oxford_pets(root, "validation")
-    test = registry.index_oxford_pets(root, "test")
+    train = indexers.index_oxford_pets(root, "train")
+    validation = indexers.index_oxford_pets(root, "validation")
+    test = indexers.index_oxford_pets(root, "test")
     assert train.classes == ["Abyssinian", "American Bulldog"]
     assert test.samples == [
         (root / "images" / "Abyssinian_99.jpg", 0),
@@ -268,7 +268,7 @@ def test_layout_problems_name_what_is_wrong(tmp_path):
         (root / folder).mkdir(parents=True)
         for i in range(count):
             (root / folder / f"{i}.jpg").touch()
-    assert registry.layout_problems(spec, root) == []
+    assert on_disk.layout_problems(spec, root) == []
     (root / "validation" / "dogs" / "0.jpg").unlink()
-    problems = registry.layout_problems(spec, root)
+    problems = on_disk.layout_problems(spec, root)
     assert len(problems) == 1 and "holds 499 images, expected 500" in problems[0]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ldl.data import registry
+from ldl.data import on_disk
 from ldl.data.synthetic import SHAPE_CLASSES, write_synthetic_shapes
 
 SMALL = dict(per_class_train=4, per_class_val=2, image_size=32)
@@ -75,16 +75,16 @@ def test_existing_root_is_not_overwritten(tmp_path):
 
 def test_registry_generates_synthetic_on_first_use(tmp_path, monkeypatch):
     monkeypatch.setenv("LDL_DATA", str(tmp_path))
-    assert registry.dataset_status("synthetic") == "ready"
-    train = registry.load_index("synthetic", "train")
-    validation = registry.load_index("synthetic", "validation")
+    assert on_disk.dataset_status("synthetic") == "ready"
+    train = on_disk.load_index("synthetic", "train")
+    validation = on_disk.load_index("synthetic", "validation")
     assert train.classes == ["circle", "square", "triangle"]
     assert train.counts() == {"circle": 60, "square": 60, "triangle": 60}
     assert len(validation) == 60
     assert train.root == tmp_path / "synthetic" / "train"
     first_file = train.samples[0][0]
     modified = first_file.stat().st_mtime_ns
-    registry.load_index("synthetic", "train")  # second use: found, not rewritten
+    on_disk.load_index("synthetic", "train")  # second use: found, not rewritten
     assert first_file.stat().st_mtime_ns == modified
 
 
@@ -95,7 +95,7 @@ def test_read_only_data_dir_generates_synthetic_in_the_temp_folder(tmp_path, mon
     monkeypatch.setenv("LDL_DATA", str(read_only))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     try:
-        train = registry.load_index("synthetic", "train")
+        train = on_disk.load_index("synthetic", "train")
         assert train.root == tmp_path / "tmp" / "ldl-data" / "synthetic" / "train"
         assert len(train) == 180
         assert list(read_only.iterdir()) == []

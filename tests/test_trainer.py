@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from ldl import plots
 from ldl.train.history import History
 from ldl.train.metrics import MeanMeter, topk_accuracy, topk_correct
 from ldl.train.trainer import Trainer, resolve_amp_dtype
@@ -115,11 +116,11 @@ def test_history_columns_best_and_round_trip() -> None:
 def test_history_plot_and_table() -> None:
     history = History([{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "train_accuracy": 0.5 + e / 10,
                         "top1_acc": 0.4 + e / 10} for e in (1, 2, 3)])
-    fig = history.plot()
+    fig = plots.plot_curves(history)
     assert isinstance(fig, Figure)
     assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy"]
     assert sorted(line.get_label() for line in fig.axes[0].lines) == ["train_loss", "val_loss"]
-    single = history.plot(keys=["val_loss"])
+    single = plots.plot_curves(history, keys=["val_loss"])
     assert len(single.axes) == 1 and len(single.axes[0].lines) == 1
     table = history.to_table()
     assert table.splitlines()[0].split() == history.keys() and len(table.splitlines()) == 4

@@ -3,11 +3,12 @@
 - :mod:`ldl.course.execute`: ``python -m ldl.course execute-all`` (``make execute-all``);
 - :mod:`ldl.course.readiness`: what this machine has (memory, data, weights, network);
 - :mod:`ldl.course.report`: the metrics a notebook records (``report.record``) and the tests read;
+- :mod:`ldl.course.run_report`: ``build/report.json`` and ``build/report.md`` of a whole run;
 - :mod:`ldl.course.exercises`: the feedback functions of the notebooks' exercises.
 
 The submodules are imported where they are used: ``from ldl.course import report`` costs no
 torch import, and the command line starts quickly.
 """
 
-__all__ = ["exercises", "execute", "readiness", "report"]
+__all__ = ["exercises", "execute", "readiness", "report", "run_report"]
 

@@ -39,12 +39,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ldl.course import readiness, report
-from ldl.core.files import write_json_atomically, write_text_atomically
+from ldl.core.files import write_text_atomically
 from ldl.core.memory import PeakMemory
-from ldl.core.tables import markdown_table
-from ldl.profiles import PROFILE_ENV, PROFILES, profile_dataset
+from ldl.course.run_report import write_reports
+from ldl.profiles import PROFILE_ENV, profile_choices
 
-PROFILE_CHOICES = ("smoke", "cpu", "gpu", "auto")
+# The profiles' own names, then "auto": a new profile is a choice here without an edit.
+PROFILE_CHOICES = profile_choices()
 DEFAULT_NOTEBOOK_GLOB = "notebooks/[0-9][0-9]_*.ipynb"
 KERNEL_NAME = "python3"
 # jupyter_client replaces a kernelspec command named like this with sys.executable.
@@ -100,128 +101,6 @@ def kernel_for_this_python(kernel_name: str = KERNEL_NAME) -> str:
         "List kernels with `jupyter kernelspec list` and pass one that runs this "
         "environment with --kernel NAME."
     )
-
-
-# ---------------------------------------------------------------------------------------
-# Readiness
-# ---------------------------------------------------------------------------------------
-
-
-def gather_readiness(profile: str, *, check_network: bool = False) -> dict[str, object]:
-    """Environment, datasets and weights, plus warnings about this profile on this machine.
-
-    A check that itself fails (e.g. the dataset registry cannot be imported) is written
-    into ``errors`` instead of stopping the run.
-    """
-    environment = readiness.environment_info()
-    errors: list[str] = []
-    try:
-        datasets = readiness.dataset_report(check_network=check_network)
-    except Exception as error:  # the run goes on; the report says what went wrong
-        datasets = []
-        errors.append(f"datasets could not be checked: {type(error).__name__}: {error}")
-    try:
-        weights = readiness.weights_report()
-    except Exception as error:
-        weights = []
-        errors.append(f"weights could not be checked: {type(error).__name__}: {error}")
-    return {
-        "environment": environment,
-        "datasets": datasets,
-        "weights": weights,
-        "warnings": profile_warnings(profile, environment, datasets),
-        "errors": errors,
-    }
-
-
-def profile_warnings(
-    profile: str, environment: dict[str, object], datasets: list[dict[str, object]]
-) -> list[str]:
-    """What will go wrong or be slow with ``profile`` on this machine, in plain words."""
-    warnings: list[str] = []
-    has_cuda = bool(environment.get("cuda_available"))
-    if profile == "gpu" and not has_cuda:
-        warnings.append(
-            "The gpu profile was asked for but no CUDA device is available: the notebooks "
-            "will train the full-size models on the CPU, which takes hours. "
-            "Use --profile cpu, or run on a machine with a GPU."
-        )
-    concrete = ("gpu" if has_cuda else "cpu") if profile == "auto" else profile
-    warnings += memory_warnings(concrete, environment)
-    from ldl.data.registry import folder_spec, is_folder_name, layout_problems  # only when checking
-
-    dataset_name = profile_dataset(concrete)
-    if is_folder_name(dataset_name):  # LDL_DATASET: one's own photos, not a registry entry
-        problems = layout_problems(folder_spec(dataset_name), Path(dataset_name))
-        if problems:
-            warnings.append(
-                f"LDL_DATASET names {dataset_name}, which the notebooks cannot use: {'; '.join(problems)}. "
-                "It must hold train/<class>/ and validation/<class>/ folders of photos."
-            )
-    for row in datasets:
-        if row["name"] != dataset_name or row["status"] == "ready":
-            continue
-        if row["status"] == "unavailable" and concrete == "smoke":
-            warnings.append(
-                f"Dataset {dataset_name!r}, used by the smoke profile, is not here: the notebooks "
-                "fall back to generated shapes, so their lessons' effects on real photos will not "
-                f"show. Place it at {row.get('path')} (or set LDL_DATA) to see them."
-            )
-            continue
-        if row["status"] == "unavailable":
-            warnings.append(
-                f"Dataset {dataset_name!r}, used by the {concrete} profile, is unavailable "
-                "here: the notebooks that need it will fail. Place it at "
-                f"{row.get('path')} or choose another profile."
-            )
-            continue
-        unreachable = [url for url, result in dict(row.get("network") or {}).items() if result != "reachable"]
-        if unreachable:
-            warnings.append(
-                f"Dataset {dataset_name!r}, used by the {concrete} profile, is missing and "
-                f"cannot be downloaded from {', '.join(unreachable)}."
-            )
-        else:
-            warnings.append(
-                f"Dataset {dataset_name!r}, used by the {concrete} profile, is missing: the "
-                "first notebook that needs it will download it."
-            )
-    return warnings + pretrained_weights_warnings(concrete)
-
-
-def memory_warnings(profile: str, environment: dict[str, object]) -> list[str]:
-    """A warning when this machine (or its cgroup limit) has less memory than ``profile`` needs.
-
-    Out of memory, a kernel is killed mid-lesson with no Python traceback, which is hard to
-    tell from a bug; saying so before training saves the instructor that hunt.
-    """
-    available = readiness.available_memory_gib(environment)
-    needed = PROFILES[profile].memory_gib
-    if available is None or available >= needed:
-        return []
-    limited = environment.get("memory_limit_gib") is not None
-    fitting = [name for name, chosen in PROFILES.items() if name != profile and chosen.memory_gib <= available]
-    smaller = f"a smaller profile (PROFILE={fitting[0]}, or --profile {fitting[0]})" if fitting else None
-    advice = " or ".join(filter(None, [smaller, "a machine with more memory"]))
-    return [
-        f"The {profile} profile needs about {needed:g} GiB of memory but this machine has "
-        f"{available:g} GiB{' (its cgroup limit)' if limited else ''}: a notebook may be killed "
-        f"when it runs out, with no traceback. Use {advice}."
-    ]
-
-
-def pretrained_weights_warnings(profile: str) -> list[str]:
-    """Pretrained networks the profile's lessons load whose weights are not on this machine."""
-    from ldl.models import weights_status  # imports torchvision's model zoo: only when checking
-
-    chosen = PROFILES[profile]
-    needed = dict.fromkeys([chosen.transfer_backbone, *(backbone for backbone, _ in chosen.transfer_also)])
-    warnings = []
-    for name in needed:
-        status = weights_status(name)
-        if status.startswith("missing"):
-            warnings.append(f"Pretrained weights for {name!r} (lesson 4, {profile} profile) are {status}.")
-    return warnings
 
 
 # ---------------------------------------------------------------------------------------
@@ -414,7 +293,7 @@ def execute_all(
     build = Path(build_dir)
     total_start = time.perf_counter()
 
-    state = gather_readiness(profile, check_network=check_network)
+    state = readiness.gather_readiness(profile, check_network=check_network)
     print(readiness.format_readiness(state["environment"], state["datasets"], state["weights"]))
     for line in [*state["errors"], *state["warnings"]]:
         print(f"WARNING: {line}")
@@ -483,93 +362,6 @@ def _check_notebook_paths(paths: list[Path]) -> None:
     duplicated = sorted({stem for stem in stems if stems.count(stem) > 1})
     if duplicated:
         raise ValueError(f"Several notebooks are named {duplicated}: their executed copies would overwrite each other.")
-
-
-def write_reports(run_report: dict[str, object], build_dir: Path) -> None:
-    """Write ``report.json`` and ``report.md`` into ``build_dir`` (each atomically)."""
-    write_json_atomically(build_dir / "report.json", run_report)
-    write_text_atomically(build_dir / "report.md", format_markdown(run_report))
-
-
-# ---------------------------------------------------------------------------------------
-# report.md
-# ---------------------------------------------------------------------------------------
-
-
-def format_markdown(run_report: dict[str, object]) -> str:
-    """``report.md``: results first, then failures, warnings and the readiness checks."""
-    results: dict[str, dict[str, object]] = run_report["notebooks"]  # type: ignore[assignment]
-    failed = {name: result for name, result in results.items() if result["status"] != "ok"}
-    lines = [
-        f"# Course run: profile `{run_report['profile']}`",
-        "",
-        f"{len(results) - len(failed)} of {len(results)} notebooks ran in {run_report['total_seconds']:.1f} s "
-        f"(kernel `{run_report['kernel']}`).",
-        "",
-        "## Notebooks",
-        "",
-    ]
-    lines += markdown_table(
-        ["notebook", "status", "seconds", "peak memory (GiB)", "peak RSS (GiB)", "device", "metrics"],
-        [
-            [
-                name,
-                result["status"],
-                result["seconds"],
-                # Reports written before memory was measured lack the key.
-                "n/a" if result.get("peak_memory_gib") is None else result["peak_memory_gib"],
-                "n/a" if result.get("peak_rss_gib") is None else result["peak_rss_gib"],
-                result["device"],
-                len(dict(result["metrics"])),
-            ]
-            for name, result in results.items()
-        ],
-    )
-    for name, result in results.items():
-        metrics = dict(result["metrics"])
-        if metrics:
-            lines += ["", f"### {name}", ""]
-            lines += markdown_table(["metric", "value"], list(metrics.items()))
-    if failed:
-        lines += ["", "## Failures"]
-        for name, result in failed.items():
-            error = dict(result["error"] or {})
-            index = error.get("source_cell_index")
-            where = (
-                f"cell {int(index) + 1} of the notebook as written (index {index}; "
-                f"In [{error.get('execution_count')}] in the executed copy)"
-                if index is not None
-                else "before or outside a cell"
-            )
-            lines += ["", f"### {name}", "", f"Failed in {where}: `{error.get('ename')}: {error.get('evalue')}`"]
-            if error.get("source"):
-                lines += ["", "```python", str(error["source"]), "```"]
-            if result.get("output"):
-                lines += ["", f"Executed copy: `{result['output']}`"]
-    messages = [*run_report.get("errors", []), *run_report.get("warnings", [])]  # type: ignore[list-item]
-    if messages:
-        lines += ["", "## Warnings", ""] + [f"- {message}" for message in messages]
-    environment: dict[str, object] = run_report["environment"]  # type: ignore[assignment]
-    lines += ["", "## Environment", ""] + markdown_table(["", ""], list(environment.items()))
-    lines += ["", "## Datasets", ""]
-    lines += markdown_table(
-        ["dataset", "status", "network"],
-        [
-            [row["name"], row["status"], "; ".join(f"{url}: {r}" for url, r in dict(row.get("network") or {}).items())]
-            for row in run_report["datasets"]  # type: ignore[union-attr]
-        ],
-    )
-    lines += ["", "## Pretrained weights", ""]
-    lines += markdown_table(
-        ["source", "status", "detail"],
-        [[row["name"], row["status"], row.get("detail", "")] for row in run_report["weights"]],  # type: ignore[union-attr]
-    )
-    return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------------------------------
-# Command line
-# ---------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:

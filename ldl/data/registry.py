@@ -1,6 +1,9 @@
 """Named datasets: where to get them, how to verify them, where they live, how to index them.
 
->>> from ldl.data.registry import load_index
+Making a dataset ready and indexing it is :mod:`ldl.data.on_disk`; reading each layout is
+:mod:`ldl.data.indexers`.
+
+>>> from ldl.data import load_index
 >>> train = load_index("cats_and_dogs_sample", "train")   # doctest: +SKIP
 >>> len(train), train.classes                              # doctest: +SKIP
 (800, ['cats', 'dogs'])
@@ -32,17 +35,19 @@ from __future__ import annotations
 
 import http.client
 import os
-import shutil
-import stat
-import tempfile
 import urllib.error
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ldl.data.download import ChecksumMismatch, download_file, extract_archive, is_archive, verify_file
-from ldl.data.index import IMAGE_SUFFIXES, ImageIndex, index_image_folder
+from ldl.data.indexers import (
+    index_flower_photos,
+    index_flowers102,
+    index_oxford_pets,
+    index_pet_images,
+    index_split_folders,
+)
+from ldl.data.index import ImageIndex
 from ldl.data.synthetic import write_synthetic_shapes
 
 DATA_ENV = "LDL_DATA"
@@ -140,119 +145,6 @@ class DatasetSpec:
     required: tuple[str, ...] = ()
     image_counts: tuple[tuple[str, int], ...] = ()
     generator: Callable[[Path], Path] | None = None
-
-
-# --------------------------------------------------------------------------------------
-# Indexers: unpacked files -> ImageIndex per split
-# --------------------------------------------------------------------------------------
-
-
-def index_split_folders(root: Path, split: str) -> ImageIndex:
-    """``root/<split>/<class>/<image>``: the ``cats_and_dogs_filtered`` layout."""
-    return index_image_folder(root / split)
-
-
-def in_validation(name: str, one_in: int) -> bool:
-    """Deterministic hold-out: a file is in validation when ``crc32(name) % one_in == 0``.
-
-    It depends on the file's own name only (not on its position in a listing), so deleting
-    a broken file never moves another file from train to validation, and it is the same on
-    every machine and Python version (unlike ``hash()``).
-    """
-    return zlib.crc32(name.encode("utf-8")) % one_in == 0
-
-
-def _hashed_split(index: ImageIndex, split: str, one_in: int) -> ImageIndex:
-    """Keep the samples of ``split`` ("train" or "validation") of a split-less folder."""
-    want_validation = split == "validation"
-    samples = [
-        (path, label)
-        for path, label in index.samples
-        if in_validation(path.name, one_in) == want_validation
-    ]
-    return ImageIndex(samples, list(index.classes), index.root)
-
-
-def index_pet_images(root: Path, split: str) -> ImageIndex:
-    """Microsoft's ``PetImages/{Cat,Dog}``, which has no split: 1 file in 10 is validation.
-
-    The files are listed, not opened: the archive really holds zero-byte and truncated
-    JPEGs, which the robust dataset skips and reports when it reads them.
-    """
-    return _hashed_split(index_image_folder(root), split, one_in=10)
-
-
-def index_flower_photos(root: Path, split: str) -> ImageIndex:
-    """TensorFlow's ``flower_photos/<5 classes>``, which has no split: 1 file in 5 is validation
-    (the 80/20 split TensorFlow's own tutorials use)."""
-    return _hashed_split(index_image_folder(root), split, one_in=5)
-
-
-def flowers102_class_names() -> list[str]:
-    """The 102 flower names, in label order, as torchvision lists them (``Flowers102.classes``)."""
-    from torchvision.datasets import Flowers102  # lazy: only this dataset needs it
-
-    names = getattr(Flowers102, "classes", None)  # absent in old torchvision releases
-    return list(names) if names else [f"class_{k:03d}" for k in range(1, 103)]
-
-
-def index_flowers102(root: Path, split: str) -> ImageIndex:
-    """Oxford 102 Flowers from its label files.
-
-    ``imagelabels.mat`` holds ``labels``: (8189,) ints in 1..102, one per image;
-    ``setid.mat`` holds the 1-based image ids of each split (``trnid``, ``valid``,
-    ``tstid``). Note the official split is unusual: 10 images per class for train and
-    for validation, and the remaining 6149 for test.
-    """
-    from scipy.io import loadmat  # lazy: scipy is only needed for this dataset
-
-    set_key = {"train": "trnid", "validation": "valid", "test": "tstid"}[split]
-    labels = loadmat(root / "imagelabels.mat", squeeze_me=True)["labels"]  # (8189,)
-    image_ids = loadmat(root / "setid.mat", squeeze_me=True)[set_key]  # (N,) 1-based
-    samples = [
-        (root / "jpg" / f"image_{image_id:05d}.jpg", int(labels[image_id - 1]) - 1)
-        for image_id in sorted(int(i) for i in image_ids)
-    ]
-    return ImageIndex(samples, flowers102_class_names(), root)
-
-
-def _read_pet_list(path: Path) -> list[tuple[str, int]]:
-    """``annotations/<list>.txt`` rows ``Abyssinian_100 1 1 1`` -> ``[("Abyssinian_100", 0), ...]``."""
-    rows = []
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            image_id, class_id, *_ = line.split()
-            rows.append((image_id, int(class_id) - 1))
-    return rows
-
-
-def index_oxford_pets(root: Path, split: str) -> ImageIndex:
-    """Oxford-IIIT Pets (37 breeds) from ``annotations/trainval.txt`` and ``test.txt``.
-
-    ``test`` is the official test list. The official ``trainval`` list is split
-    deterministically: 1 image in 10 (by name, see :func:`in_validation`) is validation.
-    Class names follow torchvision: ``american_bulldog`` -> ``American Bulldog``.
-    """
-    trainval = _read_pet_list(root / "annotations" / "trainval.txt")
-    test = _read_pet_list(root / "annotations" / "test.txt")
-
-    # A breed's name is its image ids' prefix: "american_bulldog_12" -> "american_bulldog".
-    raw_names = {label: image_id.rsplit("_", 1)[0] for image_id, label in trainval + test}
-    classes = [
-        " ".join(part.title() for part in raw_names[label].split("_")) for label in sorted(raw_names)
-    ]
-
-    if split == "test":
-        rows = test
-    else:
-        want_validation = split == "validation"
-        rows = [
-            (image_id, label)
-            for image_id, label in trainval
-            if in_validation(image_id, 10) == want_validation
-        ]
-    samples = sorted((root / "images" / f"{image_id}.jpg", label) for image_id, label in rows)
-    return ImageIndex(samples, classes, root)
 
 
 # --------------------------------------------------------------------------------------
@@ -465,235 +357,3 @@ def get_spec(name: str) -> DatasetSpec:
         f"Unknown dataset {name!r}. Known datasets: {', '.join(sorted(REGISTRY))}, "
         "or a path to a folder holding train/<class>/ and validation/<class>/."
     )
-
-
-# --------------------------------------------------------------------------------------
-# Status, prepare, load
-# --------------------------------------------------------------------------------------
-
-
-def _is_writable(folder: Path) -> bool:
-    """Can ``folder`` be written, or created under its nearest existing parent?"""
-    while not folder.exists():
-        if folder.parent == folder:
-            return False
-        folder = folder.parent
-    # os.access is always True for root (CI containers often run as root), so the owner's
-    # write bit is checked too: a folder made read-only (chmod a-w) is not to be written.
-    owner_may_write = bool(folder.stat().st_mode & stat.S_IWUSR)
-    return owner_may_write and os.access(folder, os.W_OK)
-
-
-def dataset_root(name: str) -> Path:
-    """The folder a ready dataset lives in (whether or not it is there yet).
-
-    Generated datasets fall back to the system's temporary folder when ``data_dir()`` is
-    read-only (e.g. ``LDL_DATA`` pointing at a shared read-only folder), because they are
-    promised to be always available.
-    """
-    spec = get_spec(name)
-    root = data_dir() / spec.folder
-    if spec.generator is not None and not root.exists() and not _is_writable(data_dir()):
-        return Path(tempfile.gettempdir()) / "ldl-data" / spec.folder
-    return root
-
-
-def _count_images(folder: Path) -> int:
-    return sum(
-        1 for path in folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
-    )
-
-
-def layout_problems(spec: DatasetSpec, root: Path) -> list[str]:
-    """What is wrong with ``root`` as the dataset's folder; an empty list means ready."""
-    if not root.is_dir():
-        return [f"{root} does not exist"]
-    problems = [f"{root / rel} is missing" for rel in spec.required if not (root / rel).exists()]
-    for rel, expected in spec.image_counts:
-        found = _count_images(root / rel)
-        if found != expected:
-            problems.append(f"{(root / rel).resolve()} holds {found} images, expected {expected}")
-    return problems
-
-
-def dataset_status(name: str) -> str:
-    """``"ready"`` (on disk, or generated on demand), ``"missing"`` (downloadable) or
-    ``"unavailable"`` (local-only and absent)."""
-    spec = get_spec(name)
-    if spec.generator is not None or not layout_problems(spec, dataset_root(name)):
-        return "ready"
-    return "unavailable" if spec.local_only else "missing"
-
-
-def _explain(spec: DatasetSpec, reason: str) -> str:
-    """The :class:`DatasetUnavailable` message: what failed and how to fix it by hand."""
-    root = data_dir() / spec.folder
-    lines = [f"Dataset {spec.name!r} is not available: {reason}", f"Expected at: {root}"]
-    if spec.name not in REGISTRY:  # one's own folder, e.g. from LDL_DATASET
-        lines.append(
-            f"A folder of your own photos must hold {spec.layout}. "
-            "Check the path (LDL_DATASET, or the dataset= argument), or unset LDL_DATASET to use the profile's data."
-        )
-        return "\n".join(lines)
-    if spec.local_only:
-        lines += [
-            f"It is never downloaded: it is a small local copy, a folder {root}/ holding {spec.layout}.",
-            f"Point the environment variable {DATA_ENV} at a folder that holds {spec.folder}/ "
-            f"(for example the course's shared data folder: {DATA_ENV}=../shared/data), "
-            f"or copy {spec.folder}/ into {data_dir()}.",
-        ]
-        return "\n".join(lines)
-
-    lines.append("It is downloaded from:")
-    for remote in spec.files:
-        check = f"  ({remote.algorithm} {remote.checksum})" if remote.checksum else ""
-        lines.append(f"    {remote.url}{check}")
-        if source_url(remote) != remote.url:
-            lines.append(f"    (via {MIRROR_ENV}: {source_url(remote)})")
-    names = ", ".join(remote.filename for remote in spec.files)
-    lines += [
-        "To place the files by hand (e.g. downloaded on another machine), either",
-        f"  - put {names} into {downloads_dir()}/ and run again: they are verified and unpacked; or",
-        f"  - unpack them into {data_dir() / spec.name}/ so that {root}/ holds {spec.layout}.",
-        f"The data folder is {data_dir()}; set the environment variable {DATA_ENV} to use another "
-        f"one (e.g. a shared folder that already holds {spec.folder}).",
-    ]
-    return "\n".join(lines)
-
-
-def _fetch(spec: DatasetSpec, download: bool, progress: bool) -> list[Path]:
-    """Make sure every file of ``spec`` is in ``downloads/`` and verified; return their paths."""
-    paths = []
-    for remote in spec.files:
-        path = downloads_dir() / remote.filename
-        url = source_url(remote)
-        if not download:
-            try:
-                verify_file(
-                    path, checksum=remote.checksum, algorithm=remote.algorithm, expected_size=remote.size
-                )
-            except (FileNotFoundError, ChecksumMismatch) as error:
-                raise DatasetUnavailable(
-                    spec.name,
-                    _explain(spec, f"download=False and {path} is not there or not verified ({error})."),
-                ) from error
-        else:
-            try:
-                download_file(
-                    url,
-                    path,
-                    checksum=remote.checksum,
-                    algorithm=remote.algorithm,
-                    expected_size=remote.size,
-                    progress=progress,
-                )
-            except ChecksumMismatch:
-                raise  # not a network problem: its own message says to run again
-            except NETWORK_ERRORS as error:
-                raise DatasetUnavailable(
-                    spec.name,
-                    _explain(spec, f"downloading {url} failed ({type(error).__name__}: {error})."),
-                ) from error
-        paths.append(path)
-    return paths
-
-
-def _assemble(spec: DatasetSpec, files: list[Path], progress: bool) -> None:
-    """Unpack/copy ``files`` into ``data_dir()/<name>`` atomically, after checking the layout.
-
-    Everything goes into a hidden temporary sibling folder first; only when the layout
-    checks pass is it renamed to ``data_dir()/<name>``.
-    """
-    target = data_dir() / spec.name
-    staging = Path(tempfile.mkdtemp(prefix=f".{spec.name}.tmp-", dir=data_dir()))
-    try:
-        for path in files:
-            if is_archive(path):
-                if progress:
-                    print(f"Unpacking {path.name} ...", flush=True)
-                unpacked = extract_archive(path, staging / f".unpack-{path.name}")
-                for entry in unpacked.iterdir():  # merge several archives into one folder
-                    os.replace(entry, staging / entry.name)
-                unpacked.rmdir()
-            else:
-                shutil.copy2(path, staging / path.name)
-        staged_root = staging / Path(spec.folder).relative_to(spec.name)
-        problems = layout_problems(spec, staged_root)
-        if problems:
-            raise DatasetUnavailable(
-                spec.name,
-                _explain(
-                    spec,
-                    "the downloaded files do not have the expected layout: " + "; ".join(problems) + ".",
-                ),
-            )
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def prepare(name: str, *, download: bool = True, progress: bool = True) -> Path:
-    """Return the root folder of a ready dataset, downloading and unpacking it if needed.
-
-    Args:
-        name: a key of :data:`REGISTRY`.
-        download: allow network access. With False, files already in ``downloads/`` are
-            still verified and unpacked, but nothing is fetched.
-        progress: show progress bars and messages.
-
-    Raises:
-        KeyError: unknown name.
-        DatasetUnavailable: no network, ``download=False`` with files missing, a local-only
-            dataset absent, or a dataset folder that exists but is incomplete.
-        ChecksumMismatch: downloaded bytes are corrupt (deleted; run again).
-    """
-    spec = get_spec(name)
-    root = dataset_root(name)
-    problems = layout_problems(spec, root)
-    if not problems:
-        return root
-    if spec.generator is not None:
-        if root.exists():
-            raise DatasetUnavailable(
-                name,
-                f"{root} exists but is incomplete ({'; '.join(problems)}). "
-                "Delete it: it is generated again on the next use.",
-            )
-        return spec.generator(root)
-    if spec.local_only:
-        raise DatasetUnavailable(name, _explain(spec, f"{root} was not found."))
-
-    target = data_dir() / spec.name
-    if target.exists():
-        # Never delete someone's folder: a partial manual copy, or images removed by hand.
-        raise DatasetUnavailable(
-            name,
-            _explain(
-                spec,
-                f"{target} exists but is incomplete: {'; '.join(problems)}. "
-                f"Delete or rename {target} and run again "
-                f"(archives already in {downloads_dir()} are reused).",
-            ),
-        )
-    data_dir().mkdir(parents=True, exist_ok=True)
-    files = _fetch(spec, download, progress)
-    _assemble(spec, files, progress)
-    return root
-
-
-def load_index(name: str, split: str = "train") -> ImageIndex:
-    """The :class:`~ldl.data.index.ImageIndex` of one split, preparing the dataset first.
-
-    Raises:
-        KeyError: unknown dataset name (the message lists the known ones).
-        ValueError: unknown split (the message lists the dataset's splits).
-        DatasetUnavailable: see :func:`prepare`.
-    """
-    spec = get_spec(name)
-    if split not in spec.splits:
-        raise ValueError(
-            f"Dataset {name!r} has no split {split!r}; choose one of {', '.join(spec.splits)}."
-        )
-    root = prepare(name)
-    return spec.indexer(root, split)

@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from ldl.core.device import resolve_amp_dtype
 from ldl.models import count_parameters  # re-exported: the table's parameter column
 
 __all__ = ["DataWaitTimer", "Throughput", "count_macs", "count_parameters", "measure_throughput", "synchronize", "time_repeats"]
@@ -112,7 +113,7 @@ def measure_throughput(
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     train: bool = False,
-    mixed_precision: bool = False,
+    mixed_precision: bool | str = False,
     channels_last: bool = False,
     warmup: int = 2,
     repeats: int = 5,
@@ -122,9 +123,14 @@ def measure_throughput(
 
     The data never leaves the device, so this is the ceiling a real data pipeline can
     reach. ``train=True`` times forward + backward + an SGD step (the weights change:
-    pass a copy if that matters). ``mixed_precision`` runs under bfloat16 autocast on
-    GPUs that support it, else float16 (on the CPU, bfloat16). ``channels_last`` stores
-    images and weights as (B, H, W, C), which tensor cores prefer.
+    pass a copy if that matters). ``channels_last`` stores images and weights as
+    (B, H, W, C), which tensor cores prefer.
+
+    ``mixed_precision=True`` autocasts as the Trainer's default ``"auto"`` does (see
+    :func:`ldl.core.device.resolve_amp_dtype`): bfloat16 on GPUs that support it, else
+    float16, and **off on the CPU**, where the Trainer trains in float32 because autocast
+    is slower there. So the number is the speed training would get; ``settings`` says
+    ``"off"`` when nothing was autocast. ``"bf16"``/``"fp16"`` force a dtype (CUDA only).
     The model is left in eval mode after an inference measurement, train mode after training.
     """
     device = torch.device(device)
@@ -132,7 +138,9 @@ def measure_throughput(
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     x = torch.randn(batch_size, 3, image_size, image_size, device=device).to(memory_format=memory_format)
-    autocast_dtype = _autocast_dtype(device) if mixed_precision else None
+    # True means "where training would use it": the Trainer's "auto", not its True (which
+    # raises on the CPU), so that a CPU benchmark run with every setting still runs.
+    autocast_dtype = resolve_amp_dtype("auto" if mixed_precision is True else mixed_precision, device)
 
     def forward() -> torch.Tensor:
         if autocast_dtype is None:
@@ -145,12 +153,16 @@ def measure_throughput(
         optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         outputs = num_classes or forward().shape[1]
         y = torch.randint(0, outputs, (batch_size,), device=device)
+        # As in the Trainer: float16 needs a GradScaler (its cost is part of the step);
+        # disabled (bfloat16, float32), it passes everything through.
+        scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
 
         def step() -> None:
             optimizer.zero_grad(set_to_none=True)
             loss = nn.functional.cross_entropy(forward().float(), y)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
     else:
         model.eval()
 
@@ -172,13 +184,6 @@ def measure_throughput(
         peak_memory_mb=peak,
         settings={"mixed_precision": str(autocast_dtype) if autocast_dtype else "off", "channels_last": channels_last},
     )
-
-
-def _autocast_dtype(device: torch.device) -> torch.dtype:
-    """bfloat16 where the hardware has it (CPUs, Ampere and newer GPUs), else float16."""
-    if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8:
-        return torch.float16
-    return torch.bfloat16
 
 
 class DataWaitTimer:

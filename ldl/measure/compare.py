@@ -3,7 +3,7 @@
     rows = compare_models(["resnet50", "convnext_tiny", "vit_b_16", "swin_t"], image_size=224,
                           device="cuda", batch_size=64, train_batch_size=32, mixed_precision=True)
     comparison_table(rows)                               # one row per network
-    viz.plot_accuracy_vs_speed(rows_for_plot(rows))      # published accuracy vs measured speed
+    plots.plot_accuracy_vs_speed(rows_for_plot(rows))    # published accuracy vs measured speed
     for check in check_against_published(rows).values():
         print(check)                                     # our counts vs torchvision's
 
@@ -238,7 +238,7 @@ def comparison_table(rows: Sequence[ModelRow]) -> ResultsTable:
 
 
 def rows_for_plot(rows: Sequence[ModelRow], speed: str = "inference") -> list[dict[str, object]]:
-    """What :func:`ldl.viz.plot_accuracy_vs_speed` takes: ``name``, ``top1``, ``images_per_s``, ``params``.
+    """What :func:`ldl.plots.plot_accuracy_vs_speed` takes: ``name``, ``top1``, ``images_per_s``, ``params``.
 
     Args:
         speed: ``"inference"`` or ``"training"`` images per second on the x axis.

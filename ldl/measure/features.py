@@ -35,8 +35,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
+from ldl.core.device import resolve_device
 from ldl.core.files import atomic_torch_save
-from ldl.train.trainer import resolve_device
 
 FEATURES_FORMAT = "ldl-features-1"
 FEATURE_KEYS = ("format", "features", "labels", "classes", "info")

@@ -11,7 +11,18 @@ the tests check that these agree with them):
 """
 
 from ldl.nn.attention import attention_rollout, last_layer_cls_attention, upsample_map
-from ldl.nn.init import deep_mlp, expected_std, fans, gradient_ratio, init_weights, layer_statistics
+from ldl.nn.init import (
+    deep_activations,
+    deep_mlp,
+    expected_std,
+    fans,
+    gain_probe,
+    gain_stack,
+    gradient_ratio,
+    init_weights,
+    layer_activations,
+    layer_statistics,
+)
 from ldl.nn.layers import InvertedDropout, InvertedDropout2d, ScratchBatchNorm2d
 from ldl.nn.vit import PatchEmbedding, SingleHeadAttention, ViTFrontEnd, copy_torchvision_front_end, patchify, unpatchify
 
@@ -24,12 +35,16 @@ __all__ = [
     "ViTFrontEnd",
     "attention_rollout",
     "copy_torchvision_front_end",
+    "deep_activations",
     "deep_mlp",
     "expected_std",
     "fans",
+    "gain_probe",
+    "gain_stack",
     "gradient_ratio",
     "init_weights",
     "last_layer_cls_attention",
+    "layer_activations",
     "layer_statistics",
     "patchify",
     "unpatchify",

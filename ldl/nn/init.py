@@ -251,3 +251,81 @@ def gradient_ratio(stats: list[dict[str, Any]]) -> float:
         # Dead signal: e.g. ReLU with tiny weights outputs zeros, so the last layer sees no input.
         return math.inf if first > 0 else math.nan
     return first / last
+
+
+def gain_stack(depth: int, width: int, *, activation: str = "tanh", gain: float = 1.0) -> nn.Sequential:
+    """:func:`deep_mlp` as a stack of hidden layers: ``depth`` Linear(width, width), each followed by ``activation``.
+
+    ``(B, width)`` float32 -> ``(B, width)``. Unlike :func:`deep_mlp` the last layer has an
+    activation too (there are no logits: it is a deep network's hidden part). Its weights are
+    drawn by :func:`init_weights` (``"normal"``) from ``N(0, gain² / width)`` and its biases are 0:
+    a free gain on the fan-in formula, so gain 1 is LeCun's scale, ``sqrt(2)`` He's (for ReLU)
+    and ``5/3`` PyTorch's tanh gain. Uses the global random generator, like :func:`init_weights`.
+    """
+    model = deep_mlp(depth, width, in_features=width, num_classes=width, activation=activation)
+    model.append(ACTIVATIONS[activation]())  # deep_mlp ends on logits; a hidden stack ends on an activation
+    # std gain / sqrt(fan_in): each output sums fan_in products, so its variance is gain² x the input's.
+    return init_weights(model, "normal", std=gain / math.sqrt(width))
+
+
+def layer_activations(model: nn.Module, x: Tensor) -> list[Tensor]:
+    """One forward pass without gradients; what each Linear/Conv layer of ``model`` passed on, in forward order.
+
+    Args:
+        x: a batch of inputs, e.g. ``(B, width)`` float32, on the model's device.
+
+    Returns one tensor per Linear/Conv layer, e.g. ``(B, width)`` for a Linear: its output
+    after the activation module right after it (the layer's raw output if none follows), as
+    :func:`layer_statistics` describes it, but whole and without a backward pass.
+    """
+    outputs: dict[nn.Module, Tensor] = {}  # filled in forward order
+    activated: set[nn.Module] = set()
+    last_layer: list[nn.Module] = []
+
+    def on_layer(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        last_layer[:] = [module]
+        outputs[module] = output.detach()
+
+    def on_activation(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        if last_layer and last_layer[0] not in activated:
+            outputs[last_layer[0]] = output.detach()
+            activated.add(last_layer[0])
+
+    handles = []
+    try:
+        for module in model.modules():
+            if isinstance(module, WEIGHTED_LAYERS):
+                handles.append(module.register_forward_hook(on_layer))
+            elif isinstance(module, tuple(ACTIVATIONS.values())):
+                handles.append(module.register_forward_hook(on_activation))
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return list(outputs.values())
+
+
+def gain_probe(
+    depth: int, width: int, gain: float, activation: str, samples: int, seed: int
+) -> tuple[nn.Sequential, Tensor]:
+    """A :func:`gain_stack` and a ``(samples, width)`` float32 N(0, 1) input for it, both drawn from ``seed``.
+
+    The same arguments give the same weights and input; the global random state is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):  # seeded draws without disturbing the caller's random stream
+        torch.manual_seed(seed)
+        model = gain_stack(depth, width, activation=activation, gain=gain)
+        x = torch.randn(samples, width)
+    return model, x
+
+
+def deep_activations(
+    depth: int, width: int, gain: float, activation: str, samples: int, seed: int
+) -> list[Tensor]:
+    """The ``(samples, width)`` float32 activations after each layer of :func:`gain_probe`'s network.
+
+    One tensor per layer, first layer first: what :func:`layer_activations` returns for that network and input.
+    """
+    model, x = gain_probe(depth, width, gain, activation, samples, seed)
+    return layer_activations(model, x)

@@ -140,13 +140,13 @@ def transfer_recipe(
     Args:
         backbone: a pretrained network of ``ldl.models.BACKBONES``, e.g. ``"efficientnet_lite0"``.
         profile: gives the device, the batch size and the defaults below.
-        dataset: registry name of the photos; default ``profile.dataset``.
+        dataset: registry name of the photos; default ``profile.data.dataset``.
         augment: batch augmentation for the fine-tuning step, on ``(B, 3, S, S)`` floats in
             [0, 1] (e.g. :func:`default_augment`); None: none. The saved features never
             see it: each photo becomes one vector, once.
-        image_size: side S of the photos; default ``profile.transfer_image_size``. ViT-B/16
+        image_size: side S of the photos; default ``profile.transfer.image_size``. ViT-B/16
             only takes 224.
-        epochs: fine-tuning epochs; default ``profile.transfer_epochs``.
+        epochs: fine-tuning epochs; default ``profile.transfer.epochs``.
         head_epochs: epochs of the head on saved features (cheap: a few matrix products each).
         head_lr: the head's peak learning rate; None runs the LR range test (:func:`find_head_lr`).
         factor: each earlier chunk of layer groups gets a ``factor`` times lower rate.
@@ -166,8 +166,8 @@ def transfer_recipe(
         raise ValueError(f"head_lr must be a positive learning rate, e.g. 1e-3, or None for the LR range test; "
                          f"got {head_lr!r}.")
     spec = backbone_spec(backbone)  # an unknown name raises ValueError listing the known ones
-    image_size = image_size or profile.transfer_image_size
-    epochs = epochs or profile.transfer_epochs
+    image_size = image_size or profile.transfer.image_size
+    epochs = epochs or profile.transfer.epochs
     if spec.family == "vit" and image_size != spec.input_size:
         # Its position embeddings are learnt for one grid of patches: no other size fits.
         raise ValueError(f"{backbone} only takes {spec.input_size} px images; got image_size={image_size}.")
@@ -188,9 +188,9 @@ def transfer_recipe(
     # Steps 3-4: a linear head (B, D) -> (B, C) on the saved features.
     head = nn.Linear(dim, len(photos.classes))
     if head_lr is None:
-        head_lr = find_head_lr(head, train_features, batch_size=profile.batch_size, device=profile.device,
+        head_lr = find_head_lr(head, train_features, batch_size=profile.data.batch_size, device=profile.device,
                                progress=progress)
-    batches = train_features.loader(batch_size=profile.batch_size, shuffle=True)
+    batches = train_features.loader(batch_size=profile.data.batch_size, shuffle=True)
     optimizer = torch.optim.AdamW(head.parameters(), lr=head_lr, weight_decay=0.01)
     on_features = Trainer(head, optimizer=optimizer, device=profile.device, progress=False, verbose=False,
                           scheduler=one_cycle(optimizer, epochs=head_epochs, steps_per_epoch=len(batches)),

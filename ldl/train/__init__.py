@@ -18,7 +18,7 @@ from ldl.train.regularizers import PenalizedLoss, decay_param_groups, penalized_
 from ldl.train.callbacks import GradientStats, NonFiniteGuard
 # lesson 4: transfer learning
 from ldl.train.callbacks import FreezeBatchNorm, TimeBudget, save_trainer_checkpoint
-from ldl.train.lr_finder import LRFinderResult, lr_find
+from ldl.train.lr_finder import LRFinder, LRFinderResult, lr_find
 from ldl.train.schedules import LRRecorder, one_cycle, preview_schedule, warm_restarts
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "FreezeBatchNorm",
     "TimeBudget",
     "save_trainer_checkpoint",
+    "LRFinder",
     "LRFinderResult",
     "LRRecorder",
     "lr_find",

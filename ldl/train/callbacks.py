@@ -175,7 +175,7 @@ class BatchNormStats(Callback):
 
     float32 CPU tensors with ``k = len(channels)``. The first record, step 0, is the state
     before training (batch statistics ``nan``). Copying to the CPU makes the GPU wait each
-    time: a teaching tool, not for long fits. Plot with ``ldl.viz.plot_batchnorm_stats``.
+    time: a teaching tool, not for long fits. Plot with ``ldl.plots.plot_batchnorm_stats``.
     """
 
     def __init__(self, layer: torch.nn.Module | str, channels: tuple[int, ...] = (0, 1, 2, 3), every: int = 1) -> None:

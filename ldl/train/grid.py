@@ -8,7 +8,7 @@
 >>> comparison = run_grid(configs, train, val, epochs=10, seed=0)
 baseline: train_accuracy 0.99 - top1_acc 0.68 - gap 0.31 - best top1_acc 0.70 (epoch 6) - 41.2s
 ...
->>> comparison.plot(); plt.show()   # validation curves overlaid, final accuracies as bars
+>>> plots.plot_comparison(comparison); plt.show()   # validation curves overlaid, final accuracies as bars
 >>> comparison                      # in a notebook: the table
 
 where ``with_adam = lambda model: (model, torch.optim.Adam(model.parameters(), 1e-3), None)``.
@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -67,7 +66,7 @@ class Comparison:
 
     Attributes:
         histories: each run's :class:`~ldl.train.history.History`.
-        models: each trained model, on the CPU (e.g. for ``viz.plot_weight_histograms``).
+        models: each trained model, on the CPU (e.g. for ``plots.plot_weight_histograms``).
         seconds: each run's wall time, building and training.
         callbacks: each run's callbacks, after the fit (e.g. a ``BatchNormStats`` and its records).
     """
@@ -134,15 +133,6 @@ class Comparison:
 
     def __repr__(self) -> str:
         return f"Comparison({len(self.histories)} runs: {', '.join(self.histories)})"
-
-    def plot(self, key: str = "top1_acc") -> Figure:
-        """Validation curves of every run overlaid (top), final train/val accuracy as bars (bottom).
-
-        Drawn with pyplot by :func:`ldl.viz.plot_comparison`: end the notebook cell with ``plt.show()``.
-        """
-        from ldl import viz  # here, not at the top: viz imports pyplot, which training does not need
-
-        return viz.plot_comparison(self, key=key)
 
     def _history(self, name: str) -> History:
         if name not in self.histories:

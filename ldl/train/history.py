@@ -15,17 +15,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-
 from ldl.core.tables import html_table
-
-# Which keys go on which panel of History.plot(): (title, keys drawn there).
-PLOT_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("loss", ("train_loss", "val_loss")),
-    ("accuracy", ("train_accuracy", "top1_acc", "top5_acc")),
-)
 
 
 def _plain(value: Any) -> Any:
@@ -97,53 +87,7 @@ class History:
         ]
         return cls(rows)
 
-    # --- showing ---
-
-    def plot(self, keys: Sequence[str] | None = None, ax: Axes | Sequence[Axes] | None = None) -> Figure:
-        """Learning curves: loss and accuracy side by side, train vs validation.
-
-        Args:
-            keys: draw only these keys, on a single panel. Default: a loss panel
-                (``train_loss``, ``val_loss``) and an accuracy panel (``train_accuracy``,
-                ``top1_acc``, ``top5_acc``), with the keys this history has.
-            ax: where to draw: one Axes per panel (a single Axes when there is one panel).
-                Default: a new figure.
-
-        Returns:
-            The matplotlib Figure. It is built without pyplot, so in a notebook it shows
-            when it is a cell's last expression (or with ``display(fig)``), exactly once.
-        """
-        if not self.epochs:
-            raise ValueError("History is empty: nothing to plot yet (fit for at least one epoch).")
-        if keys is None:
-            panels = [(title, [k for k in names if k in self.keys()]) for title, names in PLOT_PANELS]
-            panels = [(title, names) for title, names in panels if names]
-        else:
-            missing = [k for k in keys if k not in self.keys()]
-            if missing:
-                raise KeyError(f"History has no {missing}; it has {self.keys()}.")
-            panels = [("", list(keys))]
-
-        if ax is None:
-            fig = Figure(figsize=(5 * len(panels), 3.5), layout="constrained")
-            axes = [fig.add_subplot(1, len(panels), i + 1) for i in range(len(panels))]
-        else:
-            axes = [ax] if isinstance(ax, Axes) else list(ax)
-            if len(axes) != len(panels):
-                raise ValueError(f"plot() draws {len(panels)} panel(s) but got {len(axes)} Axes.")
-            fig = axes[0].get_figure()
-
-        epochs = self["epoch"] if "epoch" in self.keys() else list(range(1, len(self) + 1))
-        for axis, (title, names) in zip(axes, panels):
-            for name in names:
-                style = "--" if name.startswith("train") else "-"  # dashed: training data
-                axis.plot(epochs, self[name], style, marker="o", markersize=3, label=name)
-            axis.set_xlabel("epoch")
-            axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.25
-            axis.set_title(title)
-            axis.grid(alpha=0.3)
-            axis.legend()
-        return fig
+    # --- showing (the learning curves: ldl.plots.plot_curves(history)) ---
 
     def _rows_as_text(self) -> tuple[list[str], list[list[str]]]:
         keys = self.keys()

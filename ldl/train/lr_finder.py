@@ -4,7 +4,7 @@ Train for a few dozen mini-batches while the learning rate grows exponentially, 
 too small (nothing happens) to far too large (the loss explodes), and watch the loss:
 
 >>> result = lr_find(model, train_loader)          # ~100 batches, then everything is put back
->>> result.plot()
+>>> plots.plot_lr_finder(result)                  # from ldl import plots
 >>> print(result.summary())
 >>> optimizer = torch.optim.Adam(model.parameters(), lr=result.suggestion)
 
@@ -12,26 +12,28 @@ The useful rates are where the loss falls fastest: well below the rate at which 
 lowest, because by then the steps are already so large that training is about to diverge.
 The test changes the weights, so the model, the optimizer and the random generators are
 saved first and restored afterwards, bit for bit: the test leaves no trace.
+
+The sweep is a :class:`~ldl.train.trainer.Trainer` fit with one callback, :class:`LRFinder`
+(as in fastai): the batches go through the very loop that will train the model, with its
+mixed precision and channels-last order, so the loss curve is the one training will see.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
-from ldl.train.callbacks import frozen_batchnorm_to_eval
+from ldl.core.device import resolve_device
+from ldl.train.callbacks import Callback, CancelFit, frozen_batchnorm_to_eval
 from ldl.train.checkpoint import rng_states, restore_rng_states
-from ldl.train.trainer import resolve_device
-
-if TYPE_CHECKING:
-    import matplotlib.pyplot as plt
+from ldl.train.trainer import Trainer
 
 MIN_NUM_ITER = 10  # fewer points than this cannot show a curve, let alone its steepest part
 SKIP_END = 5  # the last few points are ignored for the suggestion: the loss is already exploding there
@@ -58,12 +60,6 @@ class LRFinderResult:
     suggestion: float
     min_loss_lr: float
     stopped_early: bool
-
-    def plot(self, ax: plt.Axes | None = None) -> plt.Axes:
-        """Loss against learning rate on a log axis, the suggestions marked (see ``ldl.viz.plot_lr_finder``)."""
-        from ldl.viz import plot_lr_finder  # matplotlib is imported only when a plot is asked for
-
-        return plot_lr_finder(self, ax=ax)
 
     def summary(self) -> str:
         """A few lines that say what the sweep found and which rate to try."""
@@ -97,6 +93,8 @@ def lr_find(
     device: str | torch.device = "auto",
     progress: bool = True,
     frozen_bn_eval: bool = True,
+    mixed_precision: bool | str = "auto",
+    channels_last: bool | str = "auto",
 ) -> LRFinderResult:
     """Run the learning-rate range test, then put the model and the optimizer back as they were.
 
@@ -119,8 +117,10 @@ def lr_find(
         frozen_bn_eval: keep batch-norm layers whose parameters are all frozen in eval mode
             during the sweep, as ``FreezeBatchNorm`` does in a fit: a frozen pretrained base
             then gives the features it will give in training (the rest of the model trains).
+        mixed_precision, channels_last: as for the :class:`~ldl.train.trainer.Trainer`
+            (the defaults are its defaults); give the values you will train with.
     """
-    _check_arguments(start_lr, end_lr, num_iter, smooth, diverge)
+    finder = LRFinder(start_lr, end_lr, num_iter, smooth=smooth, diverge=diverge, frozen_bn_eval=frozen_bn_eval)
     original_device = _model_device(model)
     run_device = resolve_device(device)
     default_optimizer = optimizer is None
@@ -136,20 +136,26 @@ def lr_find(
     saved_grads = [None if p.grad is None else p.grad.detach().to("cpu", copy=True) for p in model.parameters()]
     saved_optimizer = _cpu_copy(optimizer.state_dict())
     saved_rng = {"rng": rng_states()}  # dropout masks and shuffling draw from these generators
+    # The Trainer may store the weights channels-last (NHWC); afterwards they go back to the
+    # order they had, so that nothing but speed could tell the test ran.
+    original_format = torch.channels_last if _is_channels_last(model) else torch.contiguous_format
 
     try:
-        model.to(run_device)
+        # The Trainer moves the model to the device, in the memory order its rule picks.
+        # verbose=False: a sweep is not an epoch, and its line would only confuse.
+        trainer = Trainer(model, optimizer=optimizer, loss_fn=loss_fn, device=run_device,
+                          mixed_precision=mixed_precision, channels_last=channels_last,
+                          callbacks=[finder], progress=progress, verbose=False)
         # load_state_dict moves the optimizer's state (Adam's moments) to its parameters' new
         # device. Given a copy: where no move is needed it keeps the very tensors it is given,
         # and the sweep updates those in place, which would spoil the saved state.
         optimizer.load_state_dict(copy.deepcopy(saved_optimizer))
-        lrs, losses, smoothed, stopped_early = _sweep(
-            model, train_loader, optimizer, loss_fn, run_device,
-            start_lr, end_lr, num_iter, smooth, diverge, progress, frozen_bn_eval,
-        )
+        # One "epoch" of num_iter batches, going round the loader as often as needed; the
+        # finder stops the fit sooner if the loss diverges.
+        trainer.fit(_Batches(train_loader, num_iter), epochs=1)
     finally:
         # Put everything back even when the sweep failed (a bad batch, Ctrl-C in a notebook).
-        model.to(original_device)
+        model.to(original_device, memory_format=original_format)
         model.load_state_dict(saved_model)  # copies into the model's own tensors, on its device
         for module, was_training in zip(model.modules(), saved_modes):
             module.train(was_training)
@@ -159,69 +165,98 @@ def lr_find(
             optimizer.load_state_dict(saved_optimizer)  # the last use of the saved copy: no need to copy it again
         restore_rng_states(saved_rng)
 
-    lowest = _lowest_index(smoothed)
+    lowest = _lowest_index(finder.smoothed)
     return LRFinderResult(
-        lrs=lrs,
-        losses=losses,
-        smoothed=smoothed,
-        suggestion=steepest_descent_lr(lrs, smoothed),
-        min_loss_lr=math.nan if lowest is None else lrs[lowest],
-        stopped_early=stopped_early,
+        lrs=finder.lrs,
+        losses=finder.losses,
+        smoothed=finder.smoothed,
+        suggestion=steepest_descent_lr(finder.lrs, finder.smoothed),
+        min_loss_lr=math.nan if lowest is None else finder.lrs[lowest],
+        stopped_early=finder.stopped_early,
     )
 
 
-def _sweep(
-    model: nn.Module,
-    train_loader: Iterable,
-    optimizer: torch.optim.Optimizer,
-    loss_fn: nn.Module,
-    device: torch.device,
-    start_lr: float,
-    end_lr: float,
-    num_iter: int,
-    smooth: float,
-    diverge: float,
-    progress: bool,
-    frozen_bn_eval: bool,
-) -> tuple[list[float], list[float], list[float], bool]:
-    """The test itself: one optimizer step per rate; returns ``lrs, losses, smoothed, stopped_early``."""
-    # Each group keeps its ratio to the last group's rate, which runs from start_lr to end_lr.
-    last_lr = float(optimizer.param_groups[-1]["lr"])
-    if not last_lr > 0:
-        raise ValueError(f"The optimizer's last parameter group has lr={last_lr!r}: the other groups' rates are "
-                         "kept as ratios to it, so give it a positive lr (it is the head's, the one reported).")
-    ratios = [float(group["lr"]) / last_lr for group in optimizer.param_groups]
-    growth = (end_lr / start_lr) ** (1 / (num_iter - 1))  # the same factor at every step: exponential
-    lrs: list[float] = []
-    losses: list[float] = []
-    smoothed: list[float] = []
-    average, best = 0.0, math.inf
-    batches = _cycle(train_loader)
-    model.train()  # as in training: dropout on, batch norm normalising with each batch's statistics
-    if frozen_bn_eval:
-        frozen_batchnorm_to_eval(model)
-    for i in tqdm(range(num_iter), desc="LR range test", disable=not progress, leave=False):
-        lr = start_lr * growth**i
-        for group, ratio in zip(optimizer.param_groups, ratios):
+class LRFinder(Callback):
+    """The LR range test as a Trainer callback (fastai's ``LRFinder``); :func:`lr_find` runs it.
+
+    At every batch the rate of the last parameter group climbs one step of an exponential
+    ramp from ``start_lr`` to ``end_lr`` (the other groups keep their ratio to it); the
+    batch's loss is recorded with its bias-corrected moving average, and the fit is
+    stopped (:class:`~ldl.train.callbacks.CancelFit`) when that average diverges or after
+    ``num_iter`` batches. It restores nothing: :func:`lr_find` does.
+
+    Attributes, one entry per batch: ``lrs``, ``losses``, ``smoothed``; and ``stopped_early``.
+    """
+
+    def __init__(self, start_lr: float, end_lr: float, num_iter: int, *, smooth: float = 0.98,
+                 diverge: float = 4.0, frozen_bn_eval: bool = True) -> None:
+        _check_arguments(start_lr, end_lr, num_iter, smooth, diverge)
+        self.start_lr, self.num_iter, self.smooth, self.diverge = start_lr, num_iter, smooth, diverge
+        self.frozen_bn_eval = frozen_bn_eval
+        self.growth = (end_lr / start_lr) ** (1 / (num_iter - 1))  # the same factor at every step: exponential
+        self._reset()
+
+    def _reset(self) -> None:
+        self.lrs: list[float] = []
+        self.losses: list[float] = []
+        self.smoothed: list[float] = []
+        self.stopped_early = False
+        self._average, self._best = 0.0, math.inf
+        self._ratios: list[float] = []
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self._reset()
+        # Each group keeps its ratio to the last group's rate, which runs from start_lr to end_lr.
+        groups = trainer.optimizer.param_groups
+        last_lr = float(groups[-1]["lr"])
+        if not last_lr > 0:
+            raise ValueError(f"The optimizer's last parameter group has lr={last_lr!r}: the other groups' rates are "
+                             "kept as ratios to it, so give it a positive lr (it is the head's, the one reported).")
+        self._ratios = [float(group["lr"]) / last_lr for group in groups]
+
+    def on_train_epoch_start(self, trainer: Trainer) -> None:
+        if self.frozen_bn_eval:  # as FreezeBatchNorm does in the fit this test prepares
+            frozen_batchnorm_to_eval(trainer.model)
+
+    def after_backward(self, trainer: Trainer) -> None:
+        # The rate is read only by optimizer.step(), which comes right after this event, so
+        # the batch's rate is set here (the Trainer has no event before the forward pass).
+        lr = self.start_lr * self.growth ** len(self.lrs)
+        for group, ratio in zip(trainer.optimizer.param_groups, self._ratios):
             group["lr"] = lr * ratio
-        x, y = next(batches)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)  # model(x): (B, C) logits
-        value = loss.item()  # the CPU waits for the GPU here: one number per batch is what we came for
+        value = trainer.batch_loss.item()  # the CPU waits for the GPU: one number per batch is what we came for
         # The moving average starts at 0, so its first values are too small; dividing by
         # (1 - beta^(i+1)) corrects that bias (as Adam does for its moments).
-        average = smooth * average + (1 - smooth) * value
-        smoothed_value = average / (1 - smooth ** (i + 1))
-        lrs.append(lr)
-        losses.append(value)
-        smoothed.append(smoothed_value)
-        if not math.isfinite(smoothed_value) or smoothed_value > diverge * best:
-            return lrs, losses, smoothed, True
-        best = min(best, smoothed_value)
-        loss.backward()
-        optimizer.step()
-    return lrs, losses, smoothed, False
+        self._average = self.smooth * self._average + (1 - self.smooth) * value
+        smoothed = self._average / (1 - self.smooth ** (len(self.lrs) + 1))
+        self.lrs.append(lr)
+        self.losses.append(value)
+        self.smoothed.append(smoothed)
+        if not math.isfinite(smoothed) or smoothed > self.diverge * self._best:
+            self.stopped_early = True
+            # Raised before the step: a step at a diverging rate would teach nothing.
+            raise CancelFit(f"LR range test: the loss diverged at lr={lr:.1e}")
+        self._best = min(self._best, smoothed)
+
+    def on_batch_end(self, trainer: Trainer) -> None:
+        if len(self.lrs) >= self.num_iter:
+            raise CancelFit(f"LR range test: {self.num_iter} batches done")
+
+
+class _Batches:
+    """Exactly ``num_batches`` batches of ``loader``, going round it again when it ends.
+
+    Has a length, so the Trainer's progress bar knows how far the sweep has to go.
+    """
+
+    def __init__(self, loader: Iterable, num_batches: int) -> None:
+        self.loader, self.num_batches = loader, num_batches
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        return itertools.islice(_cycle(self.loader), self.num_batches)
 
 
 def steepest_descent_lr(lrs: list[float], smoothed: list[float]) -> float:
@@ -262,6 +297,14 @@ def _cycle(loader: Iterable) -> Iterator[tuple[Tensor, Tensor]]:
         if empty:
             raise ValueError("train_loader yields no batches: is the dataset empty, or is drop_last=True "
                              "with fewer samples than batch_size?")
+
+
+def _is_channels_last(model: nn.Module) -> bool:
+    """Whether some 4-D weight of ``model`` is stored channels-last (NHWC) rather than NCHW."""
+    return any(
+        p.dim() == 4 and not p.is_contiguous() and p.is_contiguous(memory_format=torch.channels_last)
+        for p in model.parameters()
+    )
 
 
 def _model_device(model: nn.Module) -> torch.device:

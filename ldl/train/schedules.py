@@ -12,12 +12,12 @@ Both change the rate at every batch, so tell the Trainer to step them per batch:
     recorder = LRRecorder()
     Trainer(model, optimizer=optimizer, scheduler=scheduler, scheduler_step="batch",
             callbacks=[recorder]).fit(train_loader, val_loader, epochs=5)
-    recorder.plot()                                                # the rates actually used
+    ldl.plots.plot_lr_schedule(recorder)                           # the rates actually used
 
 To see a schedule before training, with no model and no data::
 
     lrs = preview_schedule(lambda opt: one_cycle(opt, epochs=5, steps_per_epoch=100), steps=500)
-    ldl.viz.plot_lr_schedule(lrs, steps_per_epoch=100)
+    ldl.plots.plot_lr_schedule(lrs, steps_per_epoch=100)
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, OneCycleLR
 from ldl.train.callbacks import Callback
 
 if TYPE_CHECKING:
-    import matplotlib.pyplot as plt
-
     from ldl.train.trainer import Trainer
 
 
@@ -154,7 +152,7 @@ class LRRecorder(Callback):
     batch was trained with (a per-batch scheduler has already moved on by ``on_batch_end``).
 
     After the fit: ``lrs`` is a ``(steps, groups)`` float64 tensor, ``epochs`` the epoch
-    (1-based) of each step, and ``plot()`` draws them with epoch boundaries.
+    (1-based) of each step; ``ldl.plots.plot_lr_schedule(recorder)`` draws them with epoch boundaries.
     """
 
     def __init__(self) -> None:
@@ -179,12 +177,6 @@ class LRRecorder(Callback):
     def after_backward(self, trainer: Trainer) -> None:
         self._rows.append([float(group["lr"]) for group in trainer.optimizer.param_groups])
         self.epochs.append(trainer.epoch)
-
-    def plot(self, ax: plt.Axes | None = None, labels: Sequence[str] | None = None, log: bool = False) -> plt.Axes:
-        """The recorded rates per step (see ``ldl.viz.plot_lr_schedule``)."""
-        from ldl.viz import plot_lr_schedule  # matplotlib is imported only when a plot is asked for
-
-        return plot_lr_schedule(self.lrs, ax=ax, steps_per_epoch=self.steps_per_epoch, labels=labels, log=log)
 
 
 def _total_steps(epochs: int, steps_per_epoch: int) -> int:

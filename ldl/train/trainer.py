@@ -3,7 +3,7 @@
 >>> trainer = Trainer(model)                      # Adam(lr=1e-3), cross-entropy, GPU if any
 >>> history = trainer.fit(train_loader, val_loader, epochs=12)
 Epoch 1/12 - 4.1s - train_loss: 0.69 - train_accuracy: 0.50 - val_loss: ... - top1_acc: ... - top5_acc: 1.00
->>> history.plot()
+>>> plots.plot_curves(history)                 # from ldl import plots
 
 A fit is epochs of batches. Read :meth:`Trainer.fit` and :meth:`Trainer.train_one_epoch`:
 everything else is helpers. Callbacks (see ``ldl.train.callbacks``) watch named events
@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ldl.core.device import resolve_amp_dtype, resolve_channels_last, resolve_device
 from ldl.train.callbacks import Callback, CancelFit
 from ldl.train.checkpoint import load_checkpoint, restore_rng_states
 from ldl.train.history import History
@@ -35,56 +36,9 @@ from ldl.train.metrics import MeanMeter, topk_accuracy
 EPOCH_LINE_KEYS = ("train_loss", "train_accuracy", "val_loss", "top1_acc", "top5_acc")
 POSTFIX_EVERY_S = 1.0  # refresh the running loss on the progress bar at most once a second
 
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` gives CUDA when a GPU is available, else the CPU; anything else is used as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_amp_dtype(mixed_precision: bool | str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for full float32.
-
-    ``"auto"``: on CUDA, bfloat16 where the GPU supports it (Ampere and newer), else float16;
-    off on the CPU, where float32 is usually as fast. ``True`` is ``"auto"`` but insists
-    on a GPU; ``"bf16"``/``"fp16"`` choose; ``False`` turns it off.
-    """
-    choices = ("auto", True, False, "bf16", "fp16")
-    if mixed_precision not in choices:
-        raise ValueError(f"mixed_precision must be one of {choices}; got {mixed_precision!r}.")
-    if mixed_precision is False or (mixed_precision == "auto" and device.type != "cuda"):
-        return None
-    if device.type != "cuda":
-        raise ValueError(
-            f"mixed_precision={mixed_precision!r} needs a CUDA device, but the device is {device}. "
-            "Use mixed_precision='auto' (off on the CPU) or False."
-        )
-    if mixed_precision == "fp16":
-        return torch.float16
-    # Ampere GPUs and newer (compute capability 8.0+) do bfloat16 in hardware; a T4 (7.5) does not.
-    if mixed_precision == "bf16" or torch.cuda.get_device_capability(device)[0] >= 8:
-        return torch.bfloat16
-    return torch.float16
-
-
-def resolve_channels_last(
-    channels_last: bool | str, model: nn.Module, device: torch.device, amp_dtype: torch.dtype | None
-) -> bool:
-    """Whether to train in channels-last memory order (NHWC) rather than PyTorch's NCHW.
-
-    Convolution kernels read the channels of one pixel together; stored next to each other
-    they load faster. ``"auto"`` turns it on for models with 2-D convolutions on the CPU
-    (on 2 CPU cores the recap CNN trains 1.6-1.7x faster, MobileNetV3-Large 1.0-1.4x: benchmarks/RESULTS.md)
-    and on a GPU under mixed precision (what tensor cores want); a GPU in float32 can be
-    slower with it, so there it stays off. ``True``/``False`` decide.
-    """
-    if channels_last not in ("auto", True, False):
-        raise ValueError(f"channels_last must be 'auto', True or False; got {channels_last!r}.")
-    if channels_last != "auto":
-        return bool(channels_last)
-    has_conv2d = any(isinstance(module, nn.Conv2d) for module in model.modules())
-    return has_conv2d and (device.type == "cpu" or amp_dtype is not None)
+# The device, mixed-precision and channels-last rules live in ldl.core.device, shared with
+# the LR finder and the benchmarks; re-exported here, where the lessons first meet them.
+__all__ = ["EPOCH_LINE_KEYS", "Trainer", "resolve_amp_dtype", "resolve_channels_last", "resolve_device"]
 
 
 class Trainer:
@@ -98,7 +52,7 @@ class Trainer:
             batch with ``scheduler_step="batch"`` (e.g. OneCycleLR). ReduceLROnPlateau is
             given ``val_loss`` (``train_loss`` without validation).
         device: ``"auto"`` (CUDA if available, else CPU), or e.g. ``"cpu"``, ``"cuda:1"``.
-        mixed_precision: see :func:`resolve_amp_dtype`. float16 uses a GradScaler.
+        mixed_precision: see :func:`ldl.core.device.resolve_amp_dtype`. float16 uses a GradScaler.
         callbacks: :class:`~ldl.train.callbacks.Callback` objects, called in this order.
         progress: show a progress bar over each epoch's batches.
         verbose: print one line per epoch.
@@ -108,7 +62,7 @@ class Trainer:
             With either, ``logs["grad_norm"]`` is the epoch's mean total gradient norm
             *before* clipping (how hard clipping works), and ``grad_norm`` the last step's.
         channels_last: store the weights and each ``(B, C, H, W)`` batch in channels-last
-            order (NHWC), see :func:`resolve_channels_last`. The same numbers are computed,
+            order (NHWC), see :func:`ldl.core.device.resolve_channels_last`. The same numbers are computed,
             up to the order of float sums.
         compile: run the model through ``torch.compile`` (``True``, or a dict of its
             keyword arguments, e.g. ``{"mode": "max-autotune"}``). The first batches are

@@ -16,24 +16,15 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import asdict, replace
+from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as widgets
 import torch
 from PIL import Image
 
-from ldl.augment.recipe import (
-    GROUPS,
-    KNOBS,
-    AugmentSettings,
-    Images,
-    MixPreview,
-    augment_grid,
-    check_seed,
-    mix_preview,
-    pipeline_code,
-    prepare_images,
-)
+from ldl.augment.preview import MixPreview, augment_grid, mix_preview, prepare_images
+from ldl.augment.recipe import GROUPS, KNOBS, AugmentSettings, Images, check_seed, pipeline_code
 from ldl.widgets.display import GAP, captioned_picture, encode, grid_picture, widget_or_picture
 
 MIXING_KNOBS = ("mixup_alpha", "cutmix_alpha")

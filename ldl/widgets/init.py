@@ -4,6 +4,9 @@
 >>> playground = init_playground(depth=20, gain=1.0, activation="tanh")
 >>> playground                      # last line of a cell: the sliders and the histograms
 >>> playground.set(gain=5 / 3)      # move sliders from Python
+
+Only the controls live here: the network and its activations come from :mod:`ldl.nn.init`
+(``gain_probe``, ``layer_activations``), the picture from :mod:`ldl.plots.activations`.
 """
 
 from __future__ import annotations
@@ -14,15 +17,11 @@ from typing import Any
 import ipywidgets as widgets
 import torch
 
+from ldl.nn.init import ACTIVATIONS, deep_activations, gain_probe, layer_activations
+from ldl.plots.activations import plot_activation_spread
 from ldl.widgets.display import widget_or_picture
 
-ACTIVATIONS = {
-    "tanh": torch.tanh,
-    "relu": torch.relu,
-    "sigmoid": torch.sigmoid,
-    "linear": lambda h: h,
-}
-SHOWN_LAYERS = 6  # histogram panels: a subset spread over the depth
+__all__ = ["InitPlayground", "deep_activations", "init_playground"]
 
 
 def init_playground(
@@ -37,7 +36,8 @@ def init_playground(
     """Sliders for depth and gain, a menu for the activation, and the activations of every layer.
 
     A random input ``(samples, width)`` goes through ``depth`` layers ``h = f(h @ W.T)``
-    whose weights are drawn from N(0, gain² / width). Gain 1 keeps the variance of a linear
+    whose weights are drawn from N(0, gain² / width) (:func:`ldl.nn.init.gain_probe`; the
+    activations are :func:`ldl.nn.init.layer_activations`). Gain 1 keeps the variance of a linear
     layer's output equal to its input's (Xavier/LeCun); move it and watch the deep layers'
     activations collapse to zero or saturate.
 
@@ -47,28 +47,14 @@ def init_playground(
     return InitPlayground(depth=depth, width=width, gain=gain, activation=activation, samples=samples, seed=seed)
 
 
-def deep_activations(
-    depth: int, width: int, gain: float, activation: str, samples: int, seed: int
-) -> list[torch.Tensor]:
-    """The ``(samples, width)`` float32 activations after each of ``depth`` random layers, first layer first."""
-    generator = torch.Generator().manual_seed(seed)  # the same weights for the same settings
-    f = ACTIVATIONS[activation]
-    h = torch.randn(samples, width, generator=generator)
-    outputs = []
-    for _ in range(depth):
-        # std gain / sqrt(fan_in): each output sums fan_in products, so its variance is gain² x the input's.
-        weight = torch.randn(width, width, generator=generator) * (gain / width**0.5)
-        h = f(h @ weight.T)
-        outputs.append(h)
-    return outputs
-
-
 class InitPlayground:
     """Depth, gain and activation controls above per-layer activation histograms.
 
     Attributes:
         widget: the root ``VBox`` to display.
         controls: ``"depth"``, ``"gain"``, ``"activation"`` -> their widgets.
+        model: the network behind the current settings, from :func:`ldl.nn.init.gain_probe`.
+        inputs: its ``(samples, width)`` float32 random input.
     """
 
     def __init__(self, *, depth: int, width: int, gain: float, activation: str, samples: int, seed: int) -> None:
@@ -80,6 +66,8 @@ class InitPlayground:
             "activation": widgets.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation"),
         }
         self._check(depth=depth, gain=gain, activation=activation)
+        self.model: torch.nn.Sequential | None = None
+        self.inputs: torch.Tensor | None = None
         self._activations: list[torch.Tensor] = []
         self._png = b""
         self._holding = False
@@ -122,11 +110,12 @@ class InitPlayground:
         return [float(h.std()) for h in self._activations]
 
     def redraw(self) -> None:
-        """Recompute the forward pass and draw its histograms."""
-        self._activations = deep_activations(
+        """Rebuild the network for the current settings, run the input through it and draw its histograms."""
+        self.model, self.inputs = gain_probe(
             self.controls["depth"].value, self.width, self.controls["gain"].value,
             self.controls["activation"].value, self.samples, self.seed,
         )
+        self._activations = layer_activations(self.model, self.inputs)
         self._png = self._draw()
         self.image.value = self._png
 
@@ -136,27 +125,7 @@ class InitPlayground:
 
     def _draw(self) -> bytes:
         """Histograms of a few layers (top) and every layer's std (bottom), as PNG bytes."""
-        # A Figure without pyplot: nothing is left open in pyplot's list, however often it redraws.
-        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
-        from matplotlib.figure import Figure  # noqa: PLC0415
-
-        depth = len(self._activations)
-        shown = sorted({round(i * (depth - 1) / (SHOWN_LAYERS - 1)) for i in range(SHOWN_LAYERS)})
-        figure = Figure(figsize=(2.0 * len(shown), 4.4), layout="constrained")
-        FigureCanvasAgg(figure)
-        grid = figure.add_gridspec(2, len(shown))
-        for column, index in enumerate(shown):
-            ax = figure.add_subplot(grid[0, column])
-            values = self._activations[index].flatten().numpy()
-            ax.hist(values, bins=40, color="tab:blue")
-            ax.set_title(f"layer {index + 1}\nstd {values.std():.2g}", fontsize=9)
-            ax.set_yticks([])
-            ax.tick_params(labelsize=7)
-        ax_std = figure.add_subplot(grid[1, :])
-        ax_std.plot(range(1, depth + 1), self.layer_stds(), "o-", markersize=3)
-        ax_std.set_yscale("log")
-        ax_std.set(xlabel="layer", ylabel="activation std (log)")
-        ax_std.grid(alpha=0.3, which="both")
+        figure = plot_activation_spread(self._activations)  # built without pyplot: redraws leave nothing open
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=80)
         return buffer.getvalue()

@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from ldl import viz  # noqa: E402
+from ldl import plots  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +27,7 @@ def numbers(ax: plt.Axes) -> list[str]:
 
 def test_show_patch_grid_numbers_every_patch_in_both_panels() -> None:
     image = torch.randint(0, 256, (3, 32, 48), dtype=torch.uint8)
-    fig = viz.show_patch_grid(image, 16)  # 2 rows x 3 columns of patches
+    fig = plots.show_patch_grid(image, 16)  # 2 rows x 3 columns of patches
     assert isinstance(fig, Figure)
     ax_image, ax_strip = fig.axes
     assert len(ax_image.images) == 1 and len(ax_strip.images) == 1
@@ -41,7 +41,7 @@ def test_show_patch_grid_numbers_every_patch_in_both_panels() -> None:
 def test_show_patch_grid_shows_patches_in_row_major_order() -> None:
     image = torch.zeros(3, 8, 8)
     image[:, 4:, :4] = 1.0  # only patch 2 (second row, first column) is white
-    fig = viz.show_patch_grid(image, 4, normalized=False, per_row=2)
+    fig = plots.show_patch_grid(image, 4, normalized=False, per_row=2)
     strip = fig.axes[1].images[0].get_array()  # 2 rows of 2 patches, a 1 px white gap between them
     assert strip.shape[:2] == (9, 9)
     assert strip[5:, :4].min() == 1.0  # patch 2: bottom left of the strip
@@ -49,7 +49,7 @@ def test_show_patch_grid_shows_patches_in_row_major_order() -> None:
 
 
 def test_show_patch_grid_can_show_the_first_patches_only() -> None:
-    fig = viz.show_patch_grid(torch.randn(3, 64, 64), 8, max_patches=10)
+    fig = plots.show_patch_grid(torch.randn(3, 64, 64), 8, max_patches=10)
     ax_image, ax_strip = fig.axes
     assert numbers(ax_image) == numbers(ax_strip) == [str(i) for i in range(10)]
     assert "first 10 of 64" in ax_strip.get_title()
@@ -57,17 +57,17 @@ def test_show_patch_grid_can_show_the_first_patches_only() -> None:
 
 def test_show_patch_grid_refuses_bad_input_clearly() -> None:
     with pytest.raises(ValueError, match="not a multiple of the patch size 16"):
-        viz.show_patch_grid(torch.randn(3, 40, 48), 16)
+        plots.show_patch_grid(torch.randn(3, 40, 48), 16)
     with pytest.raises(ValueError, match=r"images\[0\]"):
-        viz.show_patch_grid(torch.randn(2, 3, 32, 32), 16)
+        plots.show_patch_grid(torch.randn(2, 3, 32, 32), 16)
     with pytest.raises(ValueError, match="max_patches"):
-        viz.show_patch_grid(torch.randn(3, 32, 32), 16, max_patches=0)
+        plots.show_patch_grid(torch.randn(3, 32, 32), 16, max_patches=0)
 
 
 def test_show_attention_overlay_puts_an_image_sized_heat_map_on_each_photo() -> None:
     images = torch.randn(5, 3, 32, 32)
     maps = torch.rand(5, 4, 4)  # on the patch grid
-    fig = viz.show_attention_overlay(images, maps, [f"photo {i}" for i in range(5)], ncols=3)
+    fig = plots.show_attention_overlay(images, maps, [f"photo {i}" for i in range(5)], ncols=3)
     drawn = [ax for ax in fig.axes if ax.images]
     assert len(fig.axes) == 6 and len(drawn) == 5  # 2 x 3, the last cell empty
     assert [ax.get_title() for ax in drawn] == [f"photo {i}" for i in range(5)]
@@ -80,16 +80,16 @@ def test_show_attention_overlay_puts_an_image_sized_heat_map_on_each_photo() -> 
 
 def test_show_attention_overlay_accepts_uint8_photos() -> None:
     images = torch.full((2, 3, 16, 16), 255, dtype=torch.uint8)
-    fig = viz.show_attention_overlay(images, torch.rand(2, 16, 16))
+    fig = plots.show_attention_overlay(images, torch.rand(2, 16, 16))
     assert fig.axes[0].images[0].get_array().max() == pytest.approx(1.0)
 
 
 def test_show_attention_overlay_refuses_mismatched_shapes_clearly() -> None:
     with pytest.raises(ValueError, match="one map per image"):
-        viz.show_attention_overlay(torch.randn(3, 3, 32, 32), torch.rand(2, 4, 4))
+        plots.show_attention_overlay(torch.randn(3, 3, 32, 32), torch.rand(2, 4, 4))
     with pytest.raises(ValueError, match="one map per image"):
-        viz.show_attention_overlay(torch.randn(2, 3, 32, 32), torch.rand(2, 16))
+        plots.show_attention_overlay(torch.randn(2, 3, 32, 32), torch.rand(2, 16))
     with pytest.raises(ValueError, match="unsqueeze"):
-        viz.show_attention_overlay(torch.randn(3, 32, 32), torch.rand(1, 4, 4))
+        plots.show_attention_overlay(torch.randn(3, 32, 32), torch.rand(1, 4, 4))
     with pytest.raises(ValueError, match="one title per image"):
-        viz.show_attention_overlay(torch.randn(2, 3, 32, 32), torch.rand(2, 4, 4), ["only one"])
+        plots.show_attention_overlay(torch.randn(2, 3, 32, 32), torch.rand(2, 4, 4), ["only one"])

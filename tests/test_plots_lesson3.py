@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from ldl.viz import plot_gradient_norms_by_depth, plot_layer_histograms
+from ldl.plots import plot_gradient_norms_by_depth, plot_layer_histograms
 
 
 def layer_stats(depth: int, shrink: float, seed: int = 0) -> list[dict]:

@@ -12,10 +12,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 import torch
+from matplotlib.figure import Figure
 
+from ldl.plots import plot_lr_finder, plot_lr_schedule
 from ldl.train import LRRecorder, one_cycle, preview_schedule
 from ldl.train.lr_finder import LRFinderResult
-from ldl.viz import plot_lr_finder, plot_lr_schedule
 
 
 @pytest.fixture(autouse=True)
@@ -37,8 +38,9 @@ def diverging_result(suggestion: float = 1e-3) -> LRFinderResult:
 
 def test_lr_finder_plot_draws_both_curves_and_both_marks_on_a_log_axis() -> None:
     result = diverging_result()
-    ax = plot_lr_finder(result)
-    assert isinstance(ax, plt.Axes)
+    fig = plot_lr_finder(result)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
     assert len(ax.lines) == 4  # raw, smoothed, steepest descent, min loss / 10
     assert ax.get_xscale() == "log"
     raw, smoothed = ax.lines[0], ax.lines[1]
@@ -54,15 +56,16 @@ def test_lr_finder_plot_draws_both_curves_and_both_marks_on_a_log_axis() -> None
 
 def test_lr_finder_plot_without_a_suggestion_and_on_a_given_axes() -> None:
     _, ax = plt.subplots()
-    returned = diverging_result(suggestion=math.nan).plot(ax=ax)
-    assert returned is ax
+    returned = plot_lr_finder(diverging_result(suggestion=math.nan), ax=ax)
+    assert returned is ax.get_figure()
     assert len(ax.lines) == 3  # no steepest-descent mark
 
 
 def test_lr_schedule_plot_one_line_per_group_and_epoch_boundaries() -> None:
     lrs = preview_schedule(lambda opt: one_cycle(opt, epochs=4, steps_per_epoch=5), steps=20, base_lrs=(1e-3, 1e-2))
-    ax = plot_lr_schedule(lrs, steps_per_epoch=5, labels=["body", "head"])
-    assert isinstance(ax, plt.Axes)
+    fig = plot_lr_schedule(lrs, steps_per_epoch=5, labels=["body", "head"])
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
     assert len(ax.lines) == 2 + 3  # two groups, three boundaries between four epochs
     assert ax.get_legend_handles_labels()[1] == ["body", "head"]
     assert ax.get_yscale() == "linear"
@@ -70,7 +73,7 @@ def test_lr_schedule_plot_one_line_per_group_and_epoch_boundaries() -> None:
 
 
 def test_lr_schedule_plot_of_one_curve_on_a_log_axis() -> None:
-    ax = plot_lr_schedule([1e-3, 1e-2, 1e-4], log=True)
+    ax = plot_lr_schedule([1e-3, 1e-2, 1e-4], log=True).axes[0]
     assert len(ax.lines) == 1
     assert ax.get_yscale() == "log"
     with pytest.raises(ValueError, match="one per group"):
@@ -84,13 +87,13 @@ def test_recorder_plot_uses_its_epochs() -> None:
     for step in range(9):  # 3 epochs of 3 batches
         trainer.epoch, trainer.optimizer.param_groups[0]["lr"] = step // 3 + 1, 0.1 * step
         recorder.after_backward(trainer)
-    ax = recorder.plot()
+    ax = plot_lr_schedule(recorder).axes[0]
     assert recorder.steps_per_epoch == 3
     assert len(ax.lines) == 1 + 2  # the curve and two epoch boundaries
 
 
 def test_accuracy_vs_speed_draws_one_point_per_network() -> None:
-    from ldl.viz import plot_accuracy_vs_speed
+    from ldl.plots import plot_accuracy_vs_speed
 
     rows = [{"name": "a", "top1": 70.0, "images_per_s": 100.0, "params": 1e6},
             {"name": "b", "top1": 80.0, "images_per_s": 10.0, "params": 1e8}]

@@ -13,7 +13,7 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from torch import nn  # noqa: E402
 
-from ldl import viz  # noqa: E402
+from ldl import plots  # noqa: E402
 from ldl.train import BatchNormStats, Comparison, Trainer  # noqa: E402
 from ldl.train.history import History  # noqa: E402
 
@@ -37,7 +37,7 @@ def two_runs() -> dict[str, History]:
 
 
 def test_plot_runs_gives_each_run_one_colour_train_dashed_val_solid() -> None:
-    fig = viz.plot_runs(two_runs())
+    fig = plots.plot_runs(two_runs())
     assert isinstance(fig, Figure)
     lines = fig.axes[0].lines
     assert [line.get_label() for line in lines] == [
@@ -46,13 +46,13 @@ def test_plot_runs_gives_each_run_one_colour_train_dashed_val_solid() -> None:
     assert lines[0].get_color() == lines[1].get_color() != lines[2].get_color() == lines[3].get_color()
     assert list(lines[3].get_ydata()) == [0.6, 0.7, 0.72]
     with pytest.raises(ValueError, match="at least one"):
-        viz.plot_runs({})
+        plots.plot_runs({})
 
 
 def test_plot_final_accuracy_writes_each_gap_above_its_bars() -> None:
     comparison = Comparison(histories=two_runs(), seconds={"baseline": 1.0, "dropout": 1.0})
     for source in (comparison, comparison.table()):
-        fig = viz.plot_final_accuracy(source)
+        fig = plots.plot_final_accuracy(source)
         ax = fig.axes[0]
         heights = [patch.get_height() for patch in ax.patches]
         assert heights == pytest.approx([1.0, 0.8, 0.62, 0.72])  # train bars, then validation bars
@@ -67,14 +67,14 @@ def test_plot_weight_histograms_counts_conv_and_linear_weights_only() -> None:
         for p in dense.parameters():
             p.fill_(0.5)
         sparse[3].weight.zero_()  # 32 of the 18 + 32 weights are exactly zero
-    fig = viz.plot_weight_histograms({"dense": dense, "sparse": sparse}, bins=10)
+    fig = plots.plot_weight_histograms({"dense": dense, "sparse": sparse}, bins=10)
     assert len(fig.axes) == 2 and all(ax.get_yscale() == "log" for ax in fig.axes)
     counts = [sum(patch.get_height() for patch in ax.patches) for ax in fig.axes]
     assert counts == [18 + 32, 18 + 32]  # conv 2x1x3x3 and linear 4x8 weights: no biases, no BN
     assert fig.axes[0].get_title().endswith("0% of |w| < 0.001")
     assert f"{32 / 50:.0%} of |w|" in fig.axes[1].get_title()
     with pytest.raises(ValueError, match="no convolution or linear"):
-        viz.plot_weight_histograms({"bn only": nn.BatchNorm2d(2)})
+        plots.plot_weight_histograms({"bn only": nn.BatchNorm2d(2)})
 
 
 def test_plot_batchnorm_stats_draws_running_lines_and_batch_dots() -> None:
@@ -84,13 +84,13 @@ def test_plot_batchnorm_stats_draws_running_lines_and_batch_dots() -> None:
     stats = BatchNormStats("1", channels=(1, 3))
     Trainer(model, device="cpu", progress=False, verbose=False, callbacks=[stats]).fit(batches, epochs=1)
     for source in (stats, stats.records):
-        fig = viz.plot_batchnorm_stats(source)
+        fig = plots.plot_batchnorm_stats(source)
         ax_mean, ax_var = fig.axes
         assert len(ax_mean.lines) == 2 * 2  # a line and a row of dots per channel
         running = ax_var.lines[0].get_ydata()
         assert running[0] == 1.0 and len(running) == 6  # starts at variance 1, one point per step
         assert np.isnan(ax_var.lines[1].get_ydata()[0])  # no batch at step 0
-    legend = [text.get_text() for text in viz.plot_batchnorm_stats(stats).axes[0].get_legend().get_texts()]
+    legend = [text.get_text() for text in plots.plot_batchnorm_stats(stats).axes[0].get_legend().get_texts()]
     assert legend == ["channel 1", "channel 3"]
     with pytest.raises(ValueError, match="fit first"):
-        viz.plot_batchnorm_stats([])
+        plots.plot_batchnorm_stats([])
