@@ -20,6 +20,8 @@ the activations and of the gradients stays the same from layer to layer:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -167,6 +169,38 @@ def _activation_summary(output: Tensor, activation: nn.Module | None) -> dict[st
     }
 
 
+@contextmanager
+def _recording_layer_outputs(model: nn.Module) -> Iterator[dict[nn.Module, tuple[Tensor, nn.Module | None]]]:
+    """While open, record what each Linear/Conv layer passes on, in forward order.
+
+    Yields a dict filled during the forward pass: layer -> (its output after the activation
+    module right after it, or its raw output when none follows; that activation or None).
+    Every hook is removed on leaving, even if the forward pass raises.
+    """
+    outputs: dict[nn.Module, tuple[Tensor, nn.Module | None]] = {}  # dicts keep insertion (forward) order
+    last_layer: list[nn.Module] = []  # the most recent Linear/Conv the forward pass went through
+
+    def on_layer(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        last_layer[:] = [module]
+        outputs[module] = (output.detach(), None)
+
+    def on_activation(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        if last_layer and outputs[last_layer[0]][1] is None:  # the first activation after the layer
+            outputs[last_layer[0]] = (output.detach(), module)
+
+    handles = []
+    try:
+        for module in model.modules():
+            if isinstance(module, WEIGHTED_LAYERS):
+                handles.append(module.register_forward_hook(on_layer))
+            elif isinstance(module, tuple(ACTIVATIONS.values())):
+                handles.append(module.register_forward_hook(on_activation))
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def layer_statistics(
     model: nn.Module,
     x: Tensor,
@@ -195,31 +229,12 @@ def layer_statistics(
     Every hook is removed when done, even if the forward pass raises.
     """
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
-    summaries: dict[nn.Module, dict[str, Any]] = {}  # filled in forward order (dicts keep insertion order)
     names = {module: name for name, module in model.named_modules()}
-    last_layer: list[nn.Module] = []  # the most recent Linear/Conv the forward pass went through
-
-    def on_layer(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
-        last_layer[:] = [module]
-        summaries[module] = _activation_summary(output, None)
-
-    def on_activation(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
-        if last_layer and summaries[last_layer[0]]["activation_type"] is None:
-            summaries[last_layer[0]] = _activation_summary(output, module)
-
-    handles = []
-    try:
-        for module in model.modules():
-            if isinstance(module, WEIGHTED_LAYERS):
-                handles.append(module.register_forward_hook(on_layer))
-            elif isinstance(module, tuple(ACTIVATIONS.values())):
-                handles.append(module.register_forward_hook(on_activation))
+    with _recording_layer_outputs(model) as outputs:
         model.zero_grad(set_to_none=True)  # gradients of this batch only
         loss = loss_fn(model(x), y)
         loss.backward()
-    finally:
-        for handle in handles:
-            handle.remove()
+    summaries = {module: _activation_summary(output, activation) for module, (output, activation) in outputs.items()}
 
     stats = []
     for module, summary in summaries.items():
@@ -278,32 +293,9 @@ def layer_activations(model: nn.Module, x: Tensor) -> list[Tensor]:
     after the activation module right after it (the layer's raw output if none follows), as
     :func:`layer_statistics` describes it, but whole and without a backward pass.
     """
-    outputs: dict[nn.Module, Tensor] = {}  # filled in forward order
-    activated: set[nn.Module] = set()
-    last_layer: list[nn.Module] = []
-
-    def on_layer(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
-        last_layer[:] = [module]
-        outputs[module] = output.detach()
-
-    def on_activation(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
-        if last_layer and last_layer[0] not in activated:
-            outputs[last_layer[0]] = output.detach()
-            activated.add(last_layer[0])
-
-    handles = []
-    try:
-        for module in model.modules():
-            if isinstance(module, WEIGHTED_LAYERS):
-                handles.append(module.register_forward_hook(on_layer))
-            elif isinstance(module, tuple(ACTIVATIONS.values())):
-                handles.append(module.register_forward_hook(on_activation))
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return list(outputs.values())
+    with _recording_layer_outputs(model) as outputs, torch.no_grad():
+        model(x)
+    return [output for output, _ in outputs.values()]
 
 
 def gain_probe(
