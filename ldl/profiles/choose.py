@@ -12,8 +12,7 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
+from ldl.core.device import resolve_device
 from ldl.profiles.overrides import override, valid_settings
 from ldl.profiles.presets import PROFILES
 from ldl.profiles.sections import Profile
@@ -21,6 +20,11 @@ from ldl.profiles.sections import Profile
 PROFILE_ENV = "LDL_PROFILE"
 DATASET_ENV = "LDL_DATASET"
 AUTO = "auto"
+
+
+def _cuda_available() -> bool:
+    """Whether this machine trains on CUDA, by the one device rule of :mod:`ldl.core.device`."""
+    return resolve_device("auto").type == "cuda"
 
 
 def profile_choices() -> tuple[str, ...]:
@@ -46,7 +50,7 @@ def concrete_name(name: str, *, cuda_available: bool | None = None, source: str 
     """
     chosen = name.strip().lower()
     if chosen == AUTO:
-        return auto_name(torch.cuda.is_available() if cuda_available is None else cuda_available)
+        return auto_name(_cuda_available() if cuda_available is None else cuda_available)
     if chosen not in PROFILES:
         where = f" (set in {source})" if source else ""
         raise ValueError(f"Unknown profile {name!r}{where}. Choose one of: {', '.join(profile_choices())}.")
@@ -99,7 +103,7 @@ def get_profile(name: str = AUTO, **overrides: object) -> Profile:
     """
     profile = PROFILES[resolve_name(name)]
     profile = replace(profile, data=replace(profile.data, dataset=profile_dataset(profile.name)))
-    cuda_available = torch.cuda.is_available()
+    cuda_available = _cuda_available()
     message = missing_cuda_warning(profile.name, cuda_available=cuda_available)
     if message:
         warnings.warn(message, stacklevel=2)
