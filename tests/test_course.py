@@ -21,6 +21,7 @@ import torch
 from ldl.course import execute as course
 from ldl.course import readiness, run_report
 from ldl.data import on_disk, registry
+from ldl.core import memory as core_memory
 from ldl.core.memory import PeakMemory
 from ldl.profiles import PROFILES
 
@@ -299,8 +300,8 @@ def _machine_with(
     monkeypatch: pytest.MonkeyPatch, ram_gib: float, limit_gib: float | None = None
 ) -> dict[str, object]:
     """environment_info() as on a machine with this RAM and this cgroup memory limit."""
-    monkeypatch.setattr(readiness, "total_memory_bytes", lambda: int(ram_gib * 2**30))
-    monkeypatch.setattr(readiness, "cgroup_memory_limit", lambda: None if limit_gib is None else int(limit_gib * 2**30))
+    monkeypatch.setattr(core_memory, "total_memory_bytes", lambda: int(ram_gib * 2**30))
+    monkeypatch.setattr(core_memory, "cgroup_memory_limit", lambda: None if limit_gib is None else int(limit_gib * 2**30))
     return {**readiness.environment_info(), "cuda_available": False, "device": "cpu"}
 
 
@@ -333,8 +334,8 @@ def test_enough_or_unknown_memory_is_no_reason_to_warn(weights_cached: None, mon
     assert readiness.profile_warnings("cpu", _machine_with(monkeypatch, ram_gib=needed + 1), ready) == []
     # A cgroup limit above the RAM is no limit at all.
     assert _machine_with(monkeypatch, ram_gib=needed + 1, limit_gib=needed + 8)["memory_limit_gib"] is None
-    monkeypatch.setattr(readiness, "total_memory_bytes", lambda: None)
-    monkeypatch.setattr(readiness, "cgroup_memory_limit", lambda: None)
+    monkeypatch.setattr(core_memory, "total_memory_bytes", lambda: None)
+    monkeypatch.setattr(core_memory, "cgroup_memory_limit", lambda: None)
     unknown = {**readiness.environment_info(), "cuda_available": False}
     assert unknown["memory_total_gib"] is None
     assert readiness.profile_warnings("cpu", unknown, ready) == []
@@ -348,21 +349,21 @@ def test_enough_or_unknown_memory_is_no_reason_to_warn(weights_cached: None, mon
 def test_cgroup_limit_files_are_parsed(tmp_path: Path) -> None:
     v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
     v2.write_text("max\n")
-    assert readiness.read_cgroup_limit(v2) is None
+    assert core_memory.read_cgroup_limit(v2) is None
     v2.write_text(f"{2 * 2**30}\n")
-    assert readiness.read_cgroup_limit(v2) == 2 * 2**30
+    assert core_memory.read_cgroup_limit(v2) == 2 * 2**30
     v1.write_text("9223372036854771712\n")  # how cgroup v1 says "no limit"
-    assert readiness.read_cgroup_limit(v1) is None
-    assert readiness.read_cgroup_limit(tmp_path / "absent") is None
+    assert core_memory.read_cgroup_limit(v1) is None
+    assert core_memory.read_cgroup_limit(tmp_path / "absent") is None
 
     # The first file that holds a limit wins; files without one are skipped.
-    assert readiness.cgroup_memory_limit([tmp_path / "absent", v1, v2]) == 2 * 2**30
-    assert readiness.cgroup_memory_limit([v1]) is None
+    assert core_memory.cgroup_memory_limit([tmp_path / "absent", v1, v2]) == 2 * 2**30
+    assert core_memory.cgroup_memory_limit([v1]) is None
 
 
 def test_readiness_report_shows_the_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     info = _machine_with(monkeypatch, ram_gib=16.0, limit_gib=2.0)
-    assert readiness.available_memory_gib(info) == 2.0
+    assert core_memory.available_memory_gib(info) == 2.0
     assert "memory: 2.0 GiB (cgroup limit; 16.0 GiB RAM)" in readiness.format_readiness(info, [], [])
 
 
@@ -505,3 +506,86 @@ def test_readiness_checks_the_ldl_dataset_folder_instead_of_the_profiles_data(
     monkeypatch.setenv("LDL_DATASET", str(tmp_path / "typo"))
     warned = [w for w in readiness.profile_warnings("cpu", cpu, missing) if "LDL_DATASET" in w]
     assert len(warned) == 1 and str(tmp_path / "typo") in warned[0] and "does not exist" in warned[0]
+
+
+# ---------------------------------------------------------------------------------------
+# Folders the run cannot use: exit code 2 ("could not start") before any notebook runs
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_notebook_may_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if a notebook is started: these runs must stop before the first."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a notebook ran although the run could not start")
+
+    monkeypatch.setattr(course, "run_notebook", refuse)
+    monkeypatch.setattr(course, "kernel_for_this_python", lambda *args: "python3")
+
+
+def _run_cli(build: Path) -> int:
+    return course.main(["execute-all", "--profile", "smoke", "--no-html", "--notebooks", str(RECORDS),
+                        "--build", str(build)])
+
+
+def test_a_read_only_build_folder_stops_the_run_with_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_notebook_may_run: None
+) -> None:
+    build = tmp_path / "build"
+    build.mkdir()
+    build.chmod(0o555)  # as root too: the owner's write bit counts, as in ldl.data.on_disk
+    try:
+        assert _run_cli(build) == 2
+    finally:
+        build.chmod(0o755)
+    error = capsys.readouterr().err
+    assert f"The build folder {build} cannot be written" in error and "Pass --build a folder you can write" in error
+    assert list(build.iterdir()) == []
+
+
+def test_a_build_folder_that_cannot_be_made_stops_the_run_with_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_notebook_may_run: None
+) -> None:
+    (tmp_path / "notes.txt").write_text("a file where a folder should be")
+    assert _run_cli(tmp_path / "notes.txt" / "build") == 2  # even root cannot make this folder
+    error = capsys.readouterr().err
+    assert f"The build folder {tmp_path / 'notes.txt' / 'build'} cannot be made: {tmp_path / 'notes.txt'} is a file" in error
+
+
+def test_a_build_folder_this_user_may_not_write_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A non-root user on a folder of someone else's: os.access says no (simulated, since root may write anywhere).
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == tmp_path else real_access(path, mode))
+    problems = readiness.folder_problems(tmp_path / "build")
+    assert len(problems) == 1 and f"The build folder {tmp_path / 'build'} cannot be written" in problems[0]
+
+
+def test_ldl_data_pointing_at_a_file_stops_the_run_with_exit_code_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], no_notebook_may_run: None
+) -> None:
+    not_a_folder = tmp_path / "data.zip"
+    not_a_folder.write_bytes(b"PK")
+    monkeypatch.setenv("LDL_DATA", str(not_a_folder))
+    assert _run_cli(tmp_path / "build") == 2
+    error = capsys.readouterr().err
+    assert f"LDL_DATA={not_a_folder} is a file, not a folder" in error and "Point LDL_DATA at a folder" in error
+    assert not (tmp_path / "build").exists()
+
+
+def test_an_unreadable_ldl_data_folder_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    data.chmod(0o000)  # as root too: the owner's bits count
+    monkeypatch.setenv("LDL_DATA", str(data))
+    try:
+        problems = readiness.folder_problems(tmp_path / "build")
+    finally:
+        data.chmod(0o755)
+    assert len(problems) == 1 and f"LDL_DATA={data} cannot be read" in problems[0]
+
+
+def test_usable_folders_are_no_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LDL_DATA", str(tmp_path / "not-yet-made"))  # downloads will make it
+    assert readiness.folder_problems(tmp_path / "build" / "deeper") == []
+    assert not (tmp_path / "build").exists()  # checking writes nothing that stays

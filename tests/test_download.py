@@ -21,13 +21,9 @@ import pytest
 from PIL import Image
 
 from ldl.data import indexers, on_disk, registry
-from ldl.data.download import (
-    ChecksumMismatch,
-    UnsafeArchive,
-    download_file,
-    extract_archive,
-    file_checksum,
-)
+from ldl.data.archives import extract_archive
+from ldl.data.download import download_file, file_checksum
+from ldl.data.file_checks import ChecksumMismatch, UnsafeArchive
 from ldl.data.registry import DatasetSpec, DatasetUnavailable, RemoteFile
 
 # --------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,14 @@ class Exported:
     program: nn.Module  # loaded from program_path (loading takes about a second)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def signing_key_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """export_program signs with a per-user key under XDG_CACHE_HOME: keep it out of the real home."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
+
+
 @pytest.fixture(scope="module", params=list(MODELS))
 def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Exported:
     """Each model exported once to .pt2 and ONNX, shared by the tests below."""
@@ -89,7 +98,8 @@ def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
 def test_export_leaves_the_callers_model_as_it_was(exported: Exported) -> None:
     assert exported.model.training  # still in train mode: the export used an eval copy
-    assert sorted(p.name for p in exported.onnx_path.parent.iterdir()) == ["model.onnx", "model.pt2"]
+    assert sorted(p.name for p in exported.onnx_path.parent.iterdir()) == [
+        "model.onnx", "model.pt2", "model.pt2.ldl.json"]  # the .pt2's record, checked when it loads
 
 
 def eager_outputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -194,7 +204,8 @@ def test_a_failed_export_leaves_the_previous_file_intact(tmp_path: Path, monkeyp
         export_program(nn.Sequential(model, nn.ReLU()), example, path)
     monkeypatch.undo()
     assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["model.pt2"]  # no temporary folder left
+    # No temporary folder left, and the record still matches the old program.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt2", "model.pt2.ldl.json"]
     assert check_export(model, load_program(path), example) <= 1e-5
 
 
@@ -214,3 +225,127 @@ def test_only_torchs_known_export_noise_is_hidden() -> None:
         warnings.warn("The given buffer is not writable (outside an export)", UserWarning)
     assert [str(w.message) for w in caught] == [
         "this model has a layer that cannot be exported", "The given buffer is not writable (outside an export)"]
+
+
+# ---------------------------------------------------------------- loading only what the course wrote
+
+
+class RunsCodeWhenUnpickled:
+    """A stand-in for a booby-trapped payload: unpickling it writes ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f"open({str(self.marker)!r}, 'w').write('ran')",)
+
+
+def rezipped(source: Path, target: Path, replace: dict[str, bytes] | None = None) -> Path:
+    """``source``'s archive entries written again by Python's zipfile: other bytes, same program."""
+    import zipfile
+
+    replace = replace or {}
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as new:
+        for name in old.namelist():
+            suffix = next((key for key in replace if name.endswith(key)), None)
+            new.writestr(name, replace[suffix] if suffix else old.read(name))
+    return target
+
+
+def booby_trapped(source: Path, target: Path, marker: Path) -> Path:
+    """``source`` with its sample inputs swapped for a pickle that runs code when loaded.
+
+    torch.export.load reads the sample inputs with weights_only=True and, when that fails,
+    again with weights_only=False: the fallback runs the payload.
+    """
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(RunsCodeWhenUnpickled(marker), buffer)
+    return rezipped(source, target, {"data/sample_inputs/model.pt": buffer.getvalue()})
+
+
+@pytest.fixture
+def own_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh signing key for this test, as on another account or machine."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_a_program_written_by_export_program_loads_and_keeps_a_record(tmp_path: Path, own_key: Path) -> None:
+    model, example = tiny(), torch.randn(2, 3, 8, 8)
+    path = export_program(model, example, tmp_path / "model.pt2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "model.pt2", "model.pt2.ldl.json"]
+    assert check_export(model, load_program(path), example) <= 1e-5
+
+
+def test_a_booby_trapped_program_is_refused_without_running_its_code(tmp_path: Path, own_key: Path) -> None:
+    from ldl.measure.export import UntrustedProgram
+
+    path = export_program(tiny(), torch.randn(2, 3, 8, 8), tmp_path / "model.pt2")
+    marker = tmp_path / "code-ran"
+    booby_trapped(path, tmp_path / "swapped.pt2", marker).replace(path)  # its record stays beside it
+    with pytest.raises(UntrustedProgram, match=r"model\.pt2.*changed since.*trusted=True only for a file from a source you trust"):
+        load_program(path)
+    assert not marker.exists()
+    # What the refusal protects against: loading it anyway runs the code.
+    with pytest.raises(Exception):
+        load_program(path, trusted=True)
+    assert marker.read_text() == "ran"
+
+
+def test_changed_bytes_are_refused_and_load_when_trusted(tmp_path: Path, own_key: Path) -> None:
+    from ldl.measure.export import UntrustedProgram
+
+    model, example = tiny(), torch.randn(2, 3, 8, 8)
+    path = export_program(model, example, tmp_path / "model.pt2")
+    rezipped(path, tmp_path / "same-program.pt2").replace(path)
+    with pytest.raises(UntrustedProgram, match=r"model\.pt2.*changed since"):
+        load_program(path)
+    assert check_export(model, load_program(path, trusted=True), example) <= 1e-5
+
+
+def test_a_program_the_course_did_not_write_is_refused_and_loads_when_trusted(tmp_path: Path, own_key: Path) -> None:
+    from ldl.measure.export import UntrustedProgram
+
+    model, example = tiny(), torch.randn(2, 3, 8, 8)
+    path = tmp_path / "downloaded.pt2"
+    torch.export.save(torch.export.export(model.eval(), (example,)), path)
+    with pytest.raises(UntrustedProgram, match=r"downloaded\.pt2.*no record downloaded\.pt2\.ldl\.json.*"
+                                               r"Pass trusted=True only for a file from a source you trust"):
+        load_program(path)
+    assert check_export(model, load_program(path, trusted=True), example) <= 1e-5
+
+
+def test_a_record_that_travels_with_the_file_or_is_forged_is_refused(
+        tmp_path: Path, own_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+    import json
+
+    from ldl.measure.export import UntrustedProgram
+
+    path = export_program(tiny(), torch.randn(2, 3, 8, 8), tmp_path / "model.pt2")
+    record = tmp_path / "model.pt2.ldl.json"
+    # The same two files on another account or machine: its key did not sign the record.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "elsewhere"))
+    with pytest.raises(UntrustedProgram, match=r"model\.pt2.*not signed.*this user account on this machine"):
+        load_program(path)
+    # A record written by hand with the file's true SHA-256 proves nothing either.
+    forged = json.loads(record.read_text())
+    forged["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    record.write_text(json.dumps(forged))
+    with pytest.raises(UntrustedProgram, match="not signed"):
+        load_program(path)
+    record.write_text("{not json")
+    with pytest.raises(UntrustedProgram, match=r"record model\.pt2\.ldl\.json is unreadable"):
+        load_program(path)
+
+
+def test_without_a_writable_key_folder_programs_load_in_the_same_session(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Works as root too: a folder cannot be made under a plain file.
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "a-file"))
+    model, example = tiny(), torch.randn(2, 3, 8, 8)
+    path = export_program(model, example, tmp_path / "model.pt2")
+    assert check_export(model, load_program(path), example) <= 1e-5

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from ldl.data.folders import RobustImageDataset, UnreadableImage, check_image, load_rgb
+from ldl.data.folders import RobustImageDataset, UnreadableImage, check_image, collate_readable, load_rgb
 from ldl.data.index import index_image_folder
 
 BAD_FILES = ("empty.jpg", "truncated.jpg", "text.jpg")
@@ -123,7 +123,7 @@ def test_without_check_nothing_is_dropped_up_front(odd_folder: Path) -> None:
 
 def _count_batches(dataset: RobustImageDataset) -> int:
     seen = 0
-    for x, y in torch.utils.data.DataLoader(dataset, batch_size=4):
+    for x, y in torch.utils.data.DataLoader(dataset, batch_size=4, collate_fn=collate_readable):
         assert x.shape[1:] == (3, 16, 16) and x.dtype == torch.float32
         seen += len(y)
     return seen
@@ -136,30 +136,28 @@ def test_dataloader_epoch_over_bad_folder_never_raises(odd_folder: Path) -> None
     assert _count_batches(checked) == 7
 
 
-def test_unchecked_dataset_replaces_bad_files_during_the_epoch(odd_folder: Path) -> None:
+def test_unchecked_dataset_leaves_bad_files_out_of_their_batch(odd_folder: Path) -> None:
     transform = v2.Compose([v2.ToImage(), v2.Resize((16, 16), antialias=True), v2.ToDtype(torch.float32, scale=True)])
     unchecked = RobustImageDataset(index_image_folder(odd_folder), transform=transform, check=False)
-    with pytest.warns(UserWarning, match="Using the next sample"):
+    with pytest.warns(UserWarning, match="left out of its batch"):
         seen = _count_batches(unchecked)
-    assert seen == 10  # bad files were replaced by good ones: the epoch keeps its length
+    assert seen == 7  # the 3 bad files are left out, not replaced by good ones seen twice
     assert sorted(path.name for path, _ in unchecked.skipped) == sorted(BAD_FILES)
 
 
-def test_decode_time_failure_falls_back_to_next_good_sample(odd_folder: Path) -> None:
+def test_decode_time_failure_gives_none_recorded_once(odd_folder: Path) -> None:
     with pytest.warns(UserWarning):
         dataset = RobustImageDataset(index_image_folder(odd_folder))
     broken_path, _ = dataset.samples[3]
-    next_path, next_label = dataset.samples[4]
     # The file passed the check, then got damaged on disk before the epoch reached it.
     broken_path.write_bytes(broken_path.read_bytes()[:40])
-    with pytest.warns(UserWarning, match="Using the next sample"):
-        image, label = dataset[3]
-    assert label == next_label
-    assert np.array_equal(np.asarray(image), np.asarray(load_rgb(next_path)))
+    with pytest.warns(UserWarning, match="left out of its batch"):
+        assert dataset[3] is None
     assert dataset.skipped[-1][0] == broken_path
     count = len(dataset.skipped)
-    dataset[3]
+    assert dataset[3] is None
     assert len(dataset.skipped) == count  # recorded once, not once per visit
+    assert collate_readable([None, None]) is None  # a batch of nothing is no batch
 
 
 def test_all_bad_folder_gives_a_clear_error(tmp_path: Path) -> None:

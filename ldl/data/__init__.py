@@ -9,7 +9,7 @@ The calls a notebook makes::
 
 from ldl.data.batch_augment import BatchAugment, per_sample_equivalent
 from ldl.data.cache import TensorCache, build_tensor_cache, decode_square, default_cache_dir
-from ldl.data.folders import RobustImageDataset, UnreadableImage, load_rgb
+from ldl.data.folders import ReadableBatches, RobustImageDataset, UnreadableImage, collate_readable, load_rgb
 from ldl.data.index import ImageIndex, index_image_folder
 from ldl.data.loader import DeviceLoader
 from ldl.data.pipeline import Loaders, make_loaders, per_sample_transform, resolve_dataset
@@ -18,6 +18,7 @@ from ldl.data.registry import REGISTRY, DatasetUnavailable, data_dir
 
 __all__ = [
     "REGISTRY",
+    "ReadableBatches",
     "BatchAugment",
     "DatasetUnavailable",
     "DeviceLoader",
@@ -27,6 +28,7 @@ __all__ = [
     "TensorCache",
     "UnreadableImage",
     "build_tensor_cache",
+    "collate_readable",
     "data_dir",
     "dataset_status",
     "decode_square",

@@ -14,7 +14,9 @@ straight from memory (:class:`ldl.data.loader.DeviceLoader`).
 >>> cache.skipped                               # [(path, reason), ...] of unreadable files
 
 The saved file is named by a hash of the file list (paths, sizes, modification times), the
-image size and a format version: change any of them and a new cache is built.
+image size and a format version: change any of them and a new cache is built. It also holds a
+CRC-32 of its pixels and labels, checked on every reload: a file damaged on disk is decoded
+again, with a warning naming it, never trained on.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import functools
 import hashlib
 import os
 import warnings
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +38,12 @@ from tqdm.auto import tqdm
 
 from ldl.core.files import atomic_torch_save
 from ldl.data.folders import UnreadableImage, load_rgb
-from ldl.data.index import ImageIndex
+from ldl.data.index import ImageIndex, check_every_class_readable
 
 # Bump when the stored content changes meaning (resize method, crop, layout of the file).
-CACHE_FORMAT_VERSION = 2  # 2: the decoder's name is part of the key
+# 2: the decoder's name is part of the key; 3: EXIF orientation applied by PIL too, and a
+# checksum of the pixels is stored.
+CACHE_FORMAT_VERSION = 3
 
 
 @dataclass
@@ -107,7 +112,9 @@ def cache_key(index: ImageIndex, image_size: int) -> str:
             fingerprint = f"{stat.st_size} {stat.st_mtime_ns}"
         except OSError:
             fingerprint = "missing"
-        digest.update(f"{Path(path).resolve()}\t{label}\t{fingerprint}\n".encode())
+        # The path as bytes (os.fsencode): a name that is not valid UTF-8 (Linux keeps it as
+        # surrogate escapes) cannot be .encode()d, but its bytes on disk always exist.
+        digest.update(os.fsencode(Path(path).resolve()) + f"\t{label}\t{fingerprint}\n".encode())
     return digest.hexdigest()[:24]
 
 
@@ -161,7 +168,7 @@ def decode_square(path: str | Path, image_size: int) -> torch.Tensor:
     decode_jpeg = torchcodec_jpeg_decoder()
     if decode_jpeg is not None and _decoded_faster_by_torchcodec(Path(path), image_size):
         try:
-            # EXIF orientation is ignored, as PIL does here: both pipelines see the same pixels.
+            # TorchCodec applies the EXIF orientation, as load_rgb does: both pipelines see the same pixels.
             image = decode_jpeg(Path(path), mode="RGB")  # (3, H, W) uint8
         except (RuntimeError, ValueError, OSError):
             pass  # truncated, not really a JPEG, ...: PIL below tries, and gives the reason if it fails too
@@ -217,6 +224,7 @@ def build_tensor_cache(
             f"No readable images among the {len(index)} files of {index.root or 'the index'}"
             f"{' (' + first_failures + ')' if first_failures else ''}: check the folder holds <class>/<image> files."
         )
+    check_every_class_readable(index, cache.labels.tolist(), cache.skipped)
     if cache.skipped:
         warnings.warn(
             f"Skipped {len(cache.skipped)} unreadable image(s) of {len(index)}"
@@ -272,6 +280,19 @@ def _collect(
         bar.update(1)
 
 
+def pixel_checksum(images: torch.Tensor, labels: torch.Tensor) -> int:
+    """CRC-32 of the bytes of ``images`` (N, 3, S, S) uint8 and ``labels`` (N,) int64.
+
+    CRC-32 rather than a cryptographic hash: it guards against damage (a disk, a copy cut
+    short), not against an attacker, and zlib computes it at several GB/s, so checking it
+    on every reload costs milliseconds (6 to 20 ms for 2,000 images at 64 px, 24.6 MB, on
+    a busy 2-core machine; ``torch.load`` of that file takes about 5 ms).
+    """
+    # .numpy() shares the memory: crc32 reads the tensor's buffer without copying it.
+    crc = zlib.crc32(images.contiguous().numpy())
+    return zlib.crc32(labels.contiguous().numpy(), crc)
+
+
 def _save(cache: TensorCache, cache_file: Path) -> None:
     """Write atomically (:func:`ldl.core.files.atomic_torch_save`).
 
@@ -282,6 +303,7 @@ def _save(cache: TensorCache, cache_file: Path) -> None:
         "format": CACHE_FORMAT_VERSION,
         "images": cache.images,
         "labels": cache.labels,
+        "checksum": pixel_checksum(cache.images, cache.labels),
         "classes": list(cache.classes),
         # Plain lists of str, so torch.load(weights_only=True) accepts the file.
         "skipped_paths": [path for path, _ in cache.skipped],
@@ -298,11 +320,17 @@ def _save(cache: TensorCache, cache_file: Path) -> None:
 
 
 def _load(cache_file: Path) -> TensorCache | None:
-    """Reload a saved cache; ``None`` (with a warning) if it is unreadable or outdated."""
+    """Reload a saved cache; ``None`` (with a warning) if it is unreadable, outdated or damaged.
+
+    ``torch.load`` does not check the bytes of the stored tensors, so random bytes written
+    over the pixels would load as a valid cache: the stored checksum is compared first.
+    """
     try:
         payload = torch.load(cache_file, map_location="cpu", weights_only=True)
         if payload.get("format") != CACHE_FORMAT_VERSION:
             raise ValueError(f"format {payload.get('format')}, expected {CACHE_FORMAT_VERSION}")
+        if pixel_checksum(payload["images"], payload["labels"]) != payload["checksum"]:
+            raise ValueError("its pixels or labels do not match their stored checksum: the file is damaged")
         return TensorCache(
             images=payload["images"],
             labels=payload["labels"],

@@ -1,44 +1,72 @@
 """Download a file safely, verify it, and unpack archives without half-finished folders.
 
-Three promises, because a workshop room shares one slow network:
+Five promises, because a workshop room shares one slow network and one full disk:
 
 - **Resumable.** Bytes go to ``<dest>.part``. When that file exists, the next call asks the
-  server for the rest only (an HTTP ``Range: bytes=N-`` request). A server that ignores
-  the request (answers ``200`` instead of ``206``) gets a fresh start, never a file glued
-  from two different downloads.
+  server for the rest only (an HTTP ``Range: bytes=N-`` request, with ``If-Range``). The
+  answer is appended only when it is a ``206`` whose ``Content-Range`` starts where the
+  ``.part`` ends and whose ``ETag``/``Last-Modified`` are those of the first attempt (kept in
+  ``<dest>.part.json``); anything else starts over, never gluing two different files.
 - **Verified.** After the transfer the size and the checksum are compared with what the
-  dataset's owner published. A mismatch deletes the ``.part`` and raises
-  :class:`ChecksumMismatch`; nothing unverified ever gets the final name.
+  dataset's owner published, and an archive must open, list its members, hold something
+  and (where the registry says so) list the expected images. Without a published checksum
+  this is what catches an HTML error page served with status 200, or a truncated file.
+- **Never kept when bad.** A wrong checksum deletes the ``.part``; an unusable or unsafe
+  archive is moved aside to ``<dest>.bad``, so the next run downloads it again instead of
+  failing the same way forever, and the message says so.
+- **Bounded.** Free disk space is checked before a download or an unpacking starts
+  (:class:`NotEnoughSpace`), and a server that trickles bytes trips a stall rule
+  (:class:`DownloadStalled`) that a per-read timeout never would.
 - **Atomic.** The final name appears in one ``os.replace`` (a rename), so a file or folder
   with its final name is always complete.
 
 Only the standard library is used for the network (``urllib.request``) so that the package
 installs anywhere; the progress bar is ``tqdm.auto`` (a widget in Jupyter, text in a terminal).
+
+Checking and unpacking an archive is :mod:`ldl.data.archives`; the errors, the free-space
+check and setting a bad file aside are :mod:`ldl.data.file_checks`.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import json
 import os
-import shutil
-import tarfile
-import tempfile
+import re
+import sys
+import time
 import urllib.error
 import urllib.request
-import zipfile
-from pathlib import Path, PurePosixPath
+from collections.abc import Mapping
+from email.message import Message
+from pathlib import Path
+from typing import IO
 
 from tqdm.auto import tqdm
 
+from ldl.data.archives import check_archive, is_archive
+from ldl.data.file_checks import (
+    BadDownload,
+    ChecksumMismatch,
+    NotEnoughSpace,
+    UnsafeArchive,
+    bad_path,
+    ensure_free_space,
+    set_aside,
+)
+
 USER_AGENT = "ldl-course-downloader/0.1 (+urllib)"
 
+# The stall rule: fewer than STALL_MIN_BYTES in STALL_WINDOW_S seconds ends a download. A
+# per-read timeout alone never fires on a server sending one byte a second; 64 KiB a minute
+# is slower than any network a lesson can use, so a slow but real download is never cut.
+STALL_WINDOW_S = 60.0
+STALL_MIN_BYTES = 64 * 1024
 
-class ChecksumMismatch(ValueError):
-    """The downloaded bytes are not the ones the dataset's owner published."""
 
-
-class UnsafeArchive(ValueError):
-    """An archive member would be written outside the extraction folder."""
+class DownloadStalled(TimeoutError):
+    """A server sends so slowly that the download would never end."""
 
 
 def file_checksum(path: str | Path, algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:
@@ -74,12 +102,9 @@ def verify_file(path: Path, *, checksum: str | None, algorithm: str, expected_si
             )
 
 
-def _is_verified(path: Path, checksum: str | None, algorithm: str, expected_size: int | None) -> bool:
-    try:
-        verify_file(path, checksum=checksum, algorithm=algorithm, expected_size=expected_size)
-    except ChecksumMismatch:
-        return False
-    return True
+# --------------------------------------------------------------------------------------
+# Downloading
+# --------------------------------------------------------------------------------------
 
 
 def download_file(
@@ -89,9 +114,12 @@ def download_file(
     checksum: str | None = None,
     algorithm: str = "sha256",
     expected_size: int | None = None,
+    listing: tuple[tuple[str, int], ...] = (),
     progress: bool = True,
     timeout: float = 30.0,
     chunk_size: int = 1 << 20,
+    stall_window: float | None = None,
+    stall_bytes: int | None = None,
 ) -> Path:
     """Download ``url`` to ``dest``, resuming a previous attempt and verifying the result.
 
@@ -101,9 +129,13 @@ def download_file(
         checksum: expected hex digest, or None when the owner publishes none.
         algorithm: ``"md5"`` or ``"sha256"`` (what ``checksum`` was computed with).
         expected_size: expected size in bytes, or None when unknown.
+        listing: for an archive, ``(folder inside it, number of images)`` pairs its
+            listing must show (see :func:`check_archive`).
         progress: show a ``tqdm`` progress bar.
         timeout: seconds to wait for the server, per connection attempt and per read.
         chunk_size: bytes read and written at a time.
+        stall_window, stall_bytes: the stall rule; default :data:`STALL_WINDOW_S` and
+            :data:`STALL_MIN_BYTES`.
 
     Returns:
         ``dest``, complete and verified.
@@ -111,33 +143,124 @@ def download_file(
     Raises:
         ChecksumMismatch: the bytes are wrong; the ``.part`` file was deleted, so running
             again downloads from scratch.
+        BadDownload, UnsafeArchive: not a usable archive; it was moved to ``<dest>.bad``.
+        NotEnoughSpace: the disk cannot hold the file; nothing was written.
+        DownloadStalled: the server sent too little for too long; the ``.part`` is kept.
         urllib.error.URLError, OSError: the network failed. Whatever arrived is kept in
             ``<dest>.part`` and the next call resumes from there.
     """
     dest = Path(dest)
-    if dest.exists() and _is_verified(dest, checksum, algorithm, expected_size):
-        return dest  # already here: no network needed
+    if dest.exists():
+        try:
+            _verify(dest, checksum, algorithm, expected_size, listing)
+            return dest  # already here: no network needed
+        except (ChecksumMismatch, UnsafeArchive) as error:
+            # Left by an older version, or copied by hand: say so, and fetch it again.
+            bad = bad_path(dest)
+            os.replace(dest, bad)
+            print(f"{dest} is not usable ({error}); moved it aside to {bad}, downloading it again.",
+                  file=sys.stderr, flush=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_suffix(dest.suffix + ".part")
 
     resume_from = part.stat().st_size if part.exists() else 0
     if expected_size is not None and resume_from > expected_size:
-        part.unlink()  # longer than the real file: it cannot be a prefix of it
+        _discard(part)  # longer than the real file: it cannot be a prefix of it
         resume_from = 0
 
     if expected_size is None or resume_from < expected_size:
-        _transfer(url, part, resume_from, expected_size, progress, timeout, chunk_size)
+        stall = (
+            STALL_WINDOW_S if stall_window is None else stall_window,
+            STALL_MIN_BYTES if stall_bytes is None else stall_bytes,
+        )
+        _transfer(url, part, resume_from, expected_size, progress, timeout, chunk_size, stall)
 
     try:
-        verify_file(part, checksum=checksum, algorithm=algorithm, expected_size=expected_size)
+        _verify(part, checksum, algorithm, expected_size, listing, dest.name)
+    except (BadDownload, UnsafeArchive) as error:
+        _meta_path(part).unlink(missing_ok=True)
+        os.replace(part, dest)  # the name set_aside reports and the next run looks for
+        raise set_aside(dest, error, url) from None
     except ChecksumMismatch as error:
-        part.unlink()
+        _discard(part)
         raise ChecksumMismatch(
             f"Download of {url} is corrupt: {error} The partial file was deleted; "
             "run the same command again to download it afresh."
         ) from None
+    _meta_path(part).unlink(missing_ok=True)
     os.replace(part, dest)  # atomic: dest is either absent or complete
     return dest
+
+
+def _verify(
+    path: Path,
+    checksum: str | None,
+    algorithm: str,
+    expected_size: int | None,
+    listing: tuple[tuple[str, int], ...],
+    name: str | None = None,
+) -> None:
+    """:func:`verify_file`, then :func:`check_archive` when ``name`` (default ``path``'s) is an archive's."""
+    verify_file(path, checksum=checksum, algorithm=algorithm, expected_size=expected_size)
+    if is_archive(name or path.name):
+        check_archive(path, listing, name)
+
+
+def _meta_path(part: Path) -> Path:
+    """Where the first attempt's ``ETag``/``Last-Modified`` are kept, to check a resume."""
+    return part.with_name(part.name + ".json")
+
+
+def _discard(part: Path) -> None:
+    part.unlink(missing_ok=True)
+    _meta_path(part).unlink(missing_ok=True)
+
+
+def _validators(headers: Mapping[str, str] | Message) -> dict[str, str]:
+    """The headers that identify one version of a file on the server."""
+    found = {"etag": headers.get("ETag"), "last_modified": headers.get("Last-Modified")}
+    return {key: value for key, value in found.items() if value}
+
+
+def resume_is_consistent(
+    status: int | None,
+    content_range: str | None,
+    resume_from: int,
+    saved: Mapping[str, str],
+    now: Mapping[str, str],
+) -> bool:
+    """May the answer to a ``Range: bytes=<resume_from>-`` request be appended to the .part?
+
+    Only a ``206`` whose ``Content-Range`` starts at ``resume_from``, from the same version
+    of the file: an ``ETag`` or ``Last-Modified`` that changed since the first attempt
+    means the bytes kept belong to another file.
+    """
+    if status != 206 or not content_range:
+        return False
+    if not re.fullmatch(rf"bytes {resume_from}-\d+/(\d+|\*)", content_range.strip()):
+        return False
+    return all(now[key] == value for key, value in saved.items() if key in now)
+
+
+def _open(url: str, resume_from: int, saved: Mapping[str, str], timeout: float):
+    """The server's response, or None when a resume finds the .part already complete (416)."""
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    if resume_from:
+        request.add_header("Range", f"bytes={resume_from}-")
+        # If-Range: a server that sees the file changed answers 200 with all of it.
+        # A weak ETag ("W/...") may not be used in If-Range; Last-Modified may.
+        etag = saved.get("etag")
+        validator = etag if etag and not etag.startswith("W/") else saved.get("last_modified")
+        if validator:
+            request.add_header("If-Range", validator)
+    try:
+        return urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and resume_from:
+            # "Range not satisfiable": the .part already holds the whole file.
+            # Verification decides whether it really is the right one.
+            return None
+        raise
 
 
 def _transfer(
@@ -148,150 +271,142 @@ def _transfer(
     progress: bool,
     timeout: float,
     chunk_size: int,
+    stall: tuple[float, int],
 ) -> None:
-    """Append the rest of ``url`` to ``part`` (or rewrite it when the server cannot resume)."""
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    if resume_from:
-        request.add_header("Range", f"bytes={resume_from}-")
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as error:
-        if error.code == 416 and resume_from:
-            # "Range not satisfiable": the .part already holds the whole file.
-            # Verification decides whether it really is the right one.
-            return
-        raise
-
+    """Append the rest of ``url`` to ``part``, or rewrite it when a resume is not safe."""
+    saved = _read_validators(part) if resume_from else {}
+    response = _open(url, resume_from, saved, timeout)
+    if response is None:
+        return
+    if resume_from and not resume_is_consistent(
+        getattr(response, "status", None),  # None for file:// URLs
+        response.headers.get("Content-Range"),
+        resume_from,
+        saved,
+        _validators(response.headers),
+    ):
+        if getattr(response, "status", None) == 206:
+            response.close()  # a tail of something else: ask for the whole file
+            response = _open(url, 0, {}, timeout)
+        resume_from = 0  # a 200 (or file://) already is the whole file from byte 0
     with response:
-        # 206 Partial Content: the server sends only the missing tail. Anything else
-        # (200, or no status at all for file:// URLs) is the whole file from byte 0.
-        resuming = getattr(response, "status", None) == 206
-        start = resume_from if resuming else 0
-        length_header = response.headers.get("Content-Length")
-        body_length = int(length_header) if length_header is not None else None
-        total = start + body_length if body_length is not None else expected_size
+        _receive(response, url, part, resume_from, expected_size, progress, chunk_size, stall)
 
-        received = 0
-        with (
-            open(part, "ab" if resuming else "wb") as stream,
-            tqdm(
-                total=total,
-                initial=start,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=part.name.removesuffix(".part"),
-                disable=not progress,
-            ) as bar,
-        ):
-            while chunk := response.read(chunk_size):
-                stream.write(chunk)
-                received += len(chunk)
-                bar.update(len(chunk))
+
+def _read_validators(part: Path) -> dict[str, str]:
+    try:
+        return json.loads(_meta_path(part).read_text())
+    except (OSError, ValueError):
+        return {}  # none kept (an older version's .part): the checks after the transfer decide
+
+
+def _receive(
+    response,
+    url: str,
+    part: Path,
+    resume_from: int,
+    expected_size: int | None,
+    progress: bool,
+    chunk_size: int,
+    stall: tuple[float, int],
+) -> None:
+    """Write the response's body to ``part`` (appended from ``resume_from`` when > 0)."""
+    name = part.name.removesuffix(".part")
+    _refuse_web_page(response.headers, url, name)
+    length_header = response.headers.get("Content-Length")
+    body_length = int(length_header) if length_header is not None else None
+    remaining = body_length if body_length is not None else (
+        expected_size - resume_from if expected_size is not None else None
+    )
+    if remaining:
+        ensure_free_space(part.parent, remaining, f"downloading {name}")
+    if not resume_from:
+        validators = _validators(response.headers)
+        _meta_path(part).unlink(missing_ok=True)
+        if validators:
+            _meta_path(part).write_text(json.dumps(validators))
+
+    total = resume_from + body_length if body_length is not None else expected_size
+    with (
+        open(part, "ab" if resume_from else "wb") as stream,
+        tqdm(
+            total=total,
+            initial=resume_from,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=name,
+            disable=not progress,
+        ) as bar,
+    ):
+        received = _copy_body(response, stream, bar, chunk_size, stall, url, part)
 
     # http.client returns b"" (no exception) when the server closes the connection
     # early, so a short body must be detected here.
     if body_length is not None and received < body_length:
         raise ConnectionError(
-            f"The connection to {url} closed after {start + received} of {start + body_length} "
-            f"bytes. The bytes received are kept in {part}; run again to resume."
+            f"The connection to {url} closed after {resume_from + received} of "
+            f"{resume_from + body_length} bytes. The bytes received are kept in {part}; "
+            "run again to resume."
         )
 
 
-# --------------------------------------------------------------------------------------
-# Archives
-# --------------------------------------------------------------------------------------
-
-
-def is_archive(path: str | Path) -> bool:
-    """True for the archive types :func:`extract_archive` unpacks (.zip, .tar, .tar.gz, .tgz)."""
-    name = Path(path).name.lower()
-    return name.endswith((".zip", ".tar", ".tar.gz", ".tgz"))
-
-
-def extract_archive(archive: str | Path, dest: str | Path) -> Path:
-    """Unpack a .zip, .tar, .tar.gz or .tgz archive so that ``dest`` is complete or absent.
-
-    Members are first written to a hidden sibling folder ``.<dest name>.tmp-<random>``,
-    which is renamed to ``dest`` only when every member is out. On an error the temporary
-    folder is deleted; a killed process may leave it behind, but never a ``dest`` that
-    looks finished.
-
-    Args:
-        archive: the archive file.
-        dest: the folder to create; it must not exist yet.
-
-    Returns:
-        ``dest``.
-
-    Raises:
-        FileExistsError: ``dest`` exists (nothing is overwritten).
-        UnsafeArchive: a member's name would land outside ``dest`` (``../x``, ``/etc/x``),
-            or is a link or device file in a tar without the ``data`` filter.
-        ValueError: the file is not an archive of a known type.
-    """
-    archive, dest = Path(archive), Path(dest)
-    if dest.exists():
-        raise FileExistsError(
-            f"Cannot extract {archive.name} into {dest}: that folder already exists. "
-            "Delete or rename it, then run again."
+def _refuse_web_page(headers: Mapping[str, str] | Message, url: str, name: str) -> None:
+    """Raise :class:`BadDownload` when the server answers a file request with an HTML page."""
+    content_type = (headers.get("Content-Type") or "").lower()
+    if "text/html" in content_type and not name.lower().endswith((".html", ".htm")):
+        raise BadDownload(
+            f"{url} answered with a web page (Content-Type: {content_type}) instead of {name}: "
+            "an error, quota or login page. Nothing was kept. Run again later, set LDL_MIRROR "
+            f"to another server, or download {name} elsewhere and put it in place by hand."
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+
+
+def _copy_body(
+    response,
+    stream: IO[bytes],
+    bar: tqdm,
+    chunk_size: int,
+    stall: tuple[float, int],
+    url: str,
+    part: Path,
+) -> int:
+    """Copy the body to ``stream``; return the bytes copied. Enforces the stall rule."""
+    # read1 returns what has arrived; read(n) would wait for all n bytes, so a trickle
+    # would never come back here for the stall rule to look at.
+    read = getattr(response, "read1", response.read)
+    window, least = stall
+    received, window_start, window_bytes = 0, time.monotonic(), 0
     try:
-        if zipfile.is_zipfile(archive):
-            _extract_zip(archive, staging)
-        elif tarfile.is_tarfile(archive):
-            _extract_tar(archive, staging)
-        else:
-            raise ValueError(f"{archive} is not a .zip or .tar(.gz) archive.")
-        os.replace(staging, dest)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return dest
+        while chunk := read(chunk_size):
+            stream.write(chunk)
+            received += len(chunk)
+            window_bytes += len(chunk)
+            bar.update(len(chunk))
+            if time.monotonic() - window_start >= window:
+                if window_bytes < least:
+                    raise DownloadStalled(_stall_message(url, part, window_bytes, window, least))
+                window_start, window_bytes = time.monotonic(), 0
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        stream.close()
+        _discard(part)  # a .part that filled the disk must not stay to fill it again
+        raise NotEnoughSpace(
+            errno.ENOSPC,
+            f"The disk holding {part.parent} filled up while downloading {url}; the partial "
+            "file was deleted. Free some space there, or set LDL_DATA to a folder on a disk "
+            "with more room.",
+        ) from error
+    return received
 
 
-def _check_member_name(name: str, archive: Path) -> None:
-    """Refuse absolute names and names with ``..`` (the "zip slip" attack)."""
-    # Archives may use either separator; normalise to "/" before looking at the parts.
-    pure = PurePosixPath(name.replace("\\", "/"))
-    has_drive = len(name) > 1 and name[1] == ":"
-    if pure.is_absolute() or has_drive or ".." in pure.parts:
-        raise UnsafeArchive(
-            f"{archive.name} contains the member {name!r}, which would be written outside "
-            "the extraction folder. The archive is refused; get it from the official URL."
-        )
-
-
-def _extract_zip(archive: Path, into: Path) -> None:
-    with zipfile.ZipFile(archive) as bundle:
-        # Check every name before writing anything, so a bad archive writes nothing.
-        for name in bundle.namelist():
-            _check_member_name(name, archive)
-        bundle.extractall(into)
-
-
-def _extract_tar(archive: Path, into: Path) -> None:
-    with tarfile.open(archive, "r:*") as bundle:
-        members = bundle.getmembers()
-        # Same rule as for zips, before anything is written (the "data" filter below
-        # would silently strip a leading "/" instead of refusing the archive).
-        for member in members:
-            _check_member_name(member.name, archive)
-        if hasattr(tarfile, "data_filter"):
-            # Python >= 3.10.12 / 3.11.4: the "data" filter also refuses links that point
-            # outside the folder, device files, and unsafe permissions.
-            try:
-                bundle.extractall(into, members=members, filter="data")
-            except tarfile.FilterError as error:
-                raise UnsafeArchive(f"{archive.name} was refused: {error}") from error
-            return
-        # Older Pythons: accept only plain files and folders.
-        for member in members:
-            if not (member.isfile() or member.isdir()):
-                raise UnsafeArchive(
-                    f"{archive.name} contains {member.name!r}, which is a link or special "
-                    "file; refusing it. Upgrade Python (3.11.4+) to extract it safely."
-                )
-        bundle.extractall(into, members=members)
+def _stall_message(url: str, part: Path, got: int, window: float, least: int) -> str:
+    name = part.name.removesuffix(".part")
+    return (
+        f"Downloading {url} stalled: only {got} bytes arrived in {window:g} s (at least "
+        f"{least} expected). The bytes received are kept in {part}; run again to resume. "
+        f"If the network stays this slow, set LDL_MIRROR to a nearby server (e.g. the "
+        f"instructor's), or download {name} on another machine and put it by hand into "
+        f"{part.parent}/."
+    )

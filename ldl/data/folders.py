@@ -3,9 +3,11 @@
 Real photo folders hold bad files: the full Kaggle "Dogs vs. Cats" set has zero-byte and
 truncated JPEGs, some photos are grayscale or CMYK, some PNGs are transparent.
 :func:`load_rgb` turns every readable image into a plain RGB picture and every unreadable
-one into an :class:`UnreadableImage` error that names the file and the reason.
+one into an :class:`UnreadableImage` error that names the file and the reason; phone photos
+are turned upright by their EXIF orientation tag, as TorchCodec (the tensor cache) does.
 :class:`RobustImageDataset` checks all files once, skips and lists the bad ones, and never
-crashes in the middle of an epoch.
+crashes in the middle of an epoch: a file that breaks later is left out of its batch by
+:func:`collate_readable`, never replaced by another photo (which would then appear twice).
 
 >>> from torchvision.transforms import v2
 >>> from ldl.data.index import index_image_folder
@@ -13,10 +15,12 @@ crashes in the middle of an epoch.
 ...                            transform=v2.Compose([v2.ToImage(), v2.Resize((64, 64))]))
 >>> image, label = train[0]      # (3, 64, 64) uint8 image tensor, int label
 >>> train.skipped                # [(path, reason), ...] for files that could not be read
+>>> loader = DataLoader(train, batch_size=32, collate_fn=collate_readable)
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,10 +29,11 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from torch.utils.data import default_collate
 from tqdm.auto import tqdm
 
-from ldl.data.index import ImageIndex
+from ldl.data.index import ImageIndex, check_every_class_readable, is_dangling_link
 
 # A truncated JPEG must be an error, not a picture with a grey bottom half: keep PIL strict.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -54,7 +59,9 @@ def load_rgb(path: str | Path, draft_size: int | None = None) -> Image.Image:
 
     Grayscale, palette, CMYK and 16-bit images are converted to RGB; transparent images
     (RGBA, LA, palette with transparency) are composited on white, so see-through areas
-    become white instead of black.
+    become white instead of black. A photo with an EXIF orientation tag (a phone held
+    upright stores its pixels sideways) is rotated/flipped upright, as TorchCodec's decoder
+    does in the tensor cache: both pipelines see the same pixels.
 
     Args:
         path: the image file.
@@ -72,6 +79,8 @@ def load_rgb(path: str | Path, draft_size: int | None = None) -> Image.Image:
         # load() inside the with-block: decode now, while the file is open, so a
         # truncated file fails here (PIL says "image file is truncated").
         image.load()
+        # In place: no copy of the pixels when there is nothing to turn (most files).
+        ImageOps.exif_transpose(image, in_place=True)
         return _to_rgb(image)
 
 
@@ -79,6 +88,8 @@ def load_rgb(path: str | Path, draft_size: int | None = None) -> Image.Image:
 def _as_unreadable(path: Path) -> Iterator[None]:
     """Turn every way PIL can fail on a bad file into one :class:`UnreadableImage`."""
     try:
+        if is_dangling_link(path):
+            raise UnreadableImage(path, f"broken symbolic link (its target {os.readlink(path)} does not exist)")
         if path.stat().st_size == 0:
             raise UnreadableImage(path, "empty file (0 bytes)")
         yield
@@ -134,7 +145,8 @@ class RobustImageDataset(torch.utils.data.Dataset):
     Like torchvision's ``ImageFolder``, but built from an :class:`~ldl.data.index.ImageIndex`
     and tolerant of bad files. Items are ``(transform(image), label)``, where ``image`` is an
     RGB ``PIL.Image`` (or ``(image, label)`` without a transform), so torchvision
-    ``transforms.v2`` pipelines work unchanged.
+    ``transforms.v2`` pipelines work unchanged. An item whose file no longer decodes is
+    ``None``: batch with ``DataLoader(..., collate_fn=collate_readable)``, which leaves it out.
 
     Args:
         index: the files and class names of one split.
@@ -145,7 +157,8 @@ class RobustImageDataset(torch.utils.data.Dataset):
     Attributes:
         skipped: ``(path, reason)`` for every file dropped, at construction or later at
             decode time. With ``DataLoader(num_workers>0)`` decode-time skips happen in the
-            worker processes and are not seen here; the construction-time check is.
+            worker processes and are not seen here (their warning is); the construction-time
+            check is.
         samples: ``(path, label)`` of the files kept.
         targets: the label of each kept file.
         classes: class names; ``class_to_idx`` maps a name to its label.
@@ -172,6 +185,8 @@ class RobustImageDataset(torch.utils.data.Dataset):
                 f"({len(index.samples)} files, {len(self.skipped)} unreadable): "
                 "check the folder holds <class>/<image> files; dataset.skipped says why each failed."
             )
+        if check:
+            check_every_class_readable(index, self.targets, self.skipped)
         # Indices already known to fail at decode time, so each is recorded only once.
         self._failed_at_decode: set[int] = set()
 
@@ -202,31 +217,59 @@ class RobustImageDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> tuple[Any, int]:
-        """Return ``(transform(image), label)`` for sample ``i``.
+    def __getitem__(self, i: int) -> tuple[Any, int] | None:
+        """Return ``(transform(image), label)`` for sample ``i``, or ``None`` if it no longer decodes.
 
-        If sample ``i`` fails to decode (it changed on disk, or its truncation passed the
-        check), it is added to ``skipped`` and the next readable sample is returned instead,
-        so an epoch never stops on a bad file.
+        A file deleted or damaged after the check is added to ``skipped``, with a warning
+        naming it, and gives ``None``: :func:`collate_readable` leaves it out of its batch.
+        It is not replaced by another sample, as that photo would then appear twice in the
+        epoch (weighing double in the gradient), and nothing would show it.
         """
-        for offset in range(len(self.samples)):
-            j = (i + offset) % len(self.samples)
-            path, label = self.samples[j]
-            try:
-                image = load_rgb(path)
-            except UnreadableImage as error:
-                if j not in self._failed_at_decode:
-                    self._failed_at_decode.add(j)
-                    self.skipped.append((path, error.reason))
-                    warnings.warn(f"{error} Using the next sample instead.", stacklevel=2)
-                continue
-            return (self.transform(image) if self.transform is not None else image), label
-        raise RuntimeError(
-            f"None of the {len(self.samples)} images decodes any more; dataset.skipped lists why."
-        )
+        path, label = self.samples[i]
+        try:
+            image = load_rgb(path)
+        except UnreadableImage as error:
+            if i not in self._failed_at_decode:
+                self._failed_at_decode.add(i)
+                self.skipped.append((path, error.reason))
+                warnings.warn(f"{error} It is left out of its batch.", stacklevel=2)
+            return None
+        return (self.transform(image) if self.transform is not None else image), label
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({len(self)} images, classes={self.classes}, "
             f"skipped={len(self.skipped)}, root={self.root})"
         )
+
+
+def collate_readable(batch: list[tuple[Any, int] | None], min_size: int = 1) -> Any:
+    """``default_collate`` of the items of ``batch`` that decoded (the ``None`` ones are left out).
+
+    Args:
+        batch: items of a :class:`RobustImageDataset`; ``None`` marks a file that no longer decodes.
+        min_size: fewer readable items than this give ``None`` (no batch): training passes 2,
+            as batch norm cannot compute statistics from one image. :class:`ReadableBatches`
+            skips such a batch.
+
+    Returns:
+        ``(images (B, ...), labels (B,))`` as ``default_collate`` makes them, or ``None``.
+    """
+    readable = [item for item in batch if item is not None]
+    if len(readable) < max(min_size, 1):
+        return None
+    return default_collate(readable)
+
+
+class ReadableBatches(torch.utils.data.DataLoader):
+    """A ``DataLoader`` that skips the batches its ``collate_fn`` returned as ``None``.
+
+    With :func:`collate_readable`, a batch whose every file broke after the check (or, in
+    training, all but one) is skipped instead of stopping the epoch. ``len()`` still counts
+    it: an upper bound, exact unless files broke.
+    """
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        for batch in super().__iter__():
+            if batch is not None:
+                yield batch

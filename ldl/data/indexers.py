@@ -7,15 +7,33 @@ gives no validation split.
 
 from __future__ import annotations
 
+import os
 import zlib
 from pathlib import Path
 
-from ldl.data.index import ImageIndex, index_image_folder
+from ldl.data.index import ImageIndex, class_folders, different_classes_message, index_image_folder
+
+# The split folders of the ``root/<split>/<class>/<image>`` layout that must share classes.
+SPLIT_FOLDERS = ("train", "validation", "test")
 
 
 def index_split_folders(root: Path, split: str) -> ImageIndex:
-    """``root/<split>/<class>/<image>``: the ``cats_and_dogs_filtered`` layout."""
-    return index_image_folder(root / split)
+    """``root/<split>/<class>/<image>``: the ``cats_and_dogs_filtered`` layout.
+
+    Each split is labelled with one class list, checked against every split folder present:
+    indexing each folder alone would let an extra (even empty) ``train/birds/`` shift every
+    validation label by one, silently.
+
+    Raises:
+        ValueError: the split folders' class folders differ (the message names them), or a
+            class folder holds no image.
+    """
+    classes = class_folders(root / split) if (root / split).is_dir() else []
+    folders = {root / name: class_folders(root / name) for name in SPLIT_FOLDERS if (root / name).is_dir()}
+    every = sorted({name for found in folders.values() for name in found})
+    if any(found != every for found in folders.values()):
+        raise ValueError(different_classes_message(folders))
+    return index_image_folder(root / split, classes=classes or None)
 
 
 def in_validation(name: str, one_in: int) -> bool:
@@ -25,7 +43,9 @@ def in_validation(name: str, one_in: int) -> bool:
     a broken file never moves another file from train to validation, and it is the same on
     every machine and Python version (unlike ``hash()``).
     """
-    return zlib.crc32(name.encode("utf-8")) % one_in == 0
+    # fsencode: the file name's bytes as on disk (UTF-8 for valid names, so the split is
+    # unchanged), and no UnicodeEncodeError for a name that is not valid UTF-8.
+    return zlib.crc32(os.fsencode(name)) % one_in == 0
 
 
 def _hashed_split(index: ImageIndex, split: str, one_in: int) -> ImageIndex:

@@ -37,6 +37,13 @@ class DeviceLoader:
         mean, std: per-channel normalisation (ImageNet's by default, what pretrained
             backbones expect). ``None`` for both leaves images in ``[0, 1]``.
         drop_last: leave out the last, smaller batch.
+        drop_single: leave out a last batch of exactly one image. ``None`` (the default):
+            when shuffling, i.e. in training. In training mode batch norm normalises with the
+            batch's own statistics, and one image has none ("Expected more than 1 value per
+            channel when training"); dropping only that one image, not every incomplete batch,
+            keeps the most data, and a new order every epoch leaves out a different one.
+            Evaluation (``shuffle=False``) keeps every photo: batch norm uses its running
+            averages there.
         generator: the source of the shuffling order. ``None`` uses torch's global random
             state, so restoring it (``torch.set_rng_state`` from a checkpoint, or
             ``torch.manual_seed``) repeats the same order.
@@ -59,6 +66,7 @@ class DeviceLoader:
         std: Sequence[float] | None = IMAGENET_STD,
         drop_last: bool = False,
         generator: torch.Generator | None = None,
+        drop_single: bool | None = None,
     ) -> None:
         if images.ndim != 4 or images.dtype != torch.uint8:
             raise ValueError(
@@ -78,6 +86,7 @@ class DeviceLoader:
         self.shuffle = shuffle
         self.augment = augment
         self.drop_last = drop_last
+        self.drop_single = shuffle if drop_single is None else drop_single
         self.generator = generator
         self.dataset_size = int(images.shape[0])
         self.classes: list[str] | None = None
@@ -96,7 +105,7 @@ class DeviceLoader:
 
     def __len__(self) -> int:
         """Number of batches in one epoch."""
-        if self.drop_last:
+        if self.drop_last or (self.drop_single and self.batch_size > 1 and self.dataset_size % self.batch_size == 1):
             return self.dataset_size // self.batch_size
         return math.ceil(self.dataset_size / self.batch_size)
 

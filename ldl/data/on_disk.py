@@ -4,17 +4,28 @@
 hidden temporary folder and renames it into place, so a half-finished dataset never looks
 complete; :func:`load_index` indexes one split of a ready dataset. Which datasets exist and
 where their files come from is :mod:`ldl.data.registry`.
+
+Two processes preparing one dataset (two notebooks started at once on one ``LDL_DATA``)
+take turns: a lock file ``<data_dir>/.<name>.lock`` is held around download and unpacking,
+and the second process waits, says so once, and then finds the dataset ready.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
+import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
-from ldl.data.download import ChecksumMismatch, download_file, extract_archive, is_archive, verify_file
+from ldl.data.archives import archive_members, check_archive, extract_archive, is_archive
+from ldl.data.download import download_file, verify_file
+from ldl.data.file_checks import ChecksumMismatch, NotEnoughSpace, UnsafeArchive, ensure_free_space, set_aside
 from ldl.data.index import IMAGE_SUFFIXES, ImageIndex
 from ldl.data.registry import (
     DATA_ENV,
@@ -23,11 +34,78 @@ from ldl.data.registry import (
     REGISTRY,
     DatasetSpec,
     DatasetUnavailable,
+    check_data_dir,
     data_dir,
     downloads_dir,
     get_spec,
     source_url,
 )
+
+if sys.platform == "win32":
+    import msvcrt
+
+    # Windows has no flock: msvcrt locks the file's first byte, and a blocked process polls.
+    # (Not exercised by the tests, which run on Linux.)
+    def _try_lock(handle: IO[bytes]) -> bool:
+        handle.seek(0)
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _wait_for_lock(handle: IO[bytes]) -> None:
+        while not _try_lock(handle):
+            time.sleep(0.5)
+
+    def _unlock(handle: IO[bytes]) -> None:
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _try_lock(handle: IO[bytes]) -> bool:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _wait_for_lock(handle: IO[bytes]) -> None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+
+    def _unlock(handle: IO[bytes]) -> None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path, name: str) -> Iterator[None]:
+    """Hold ``lock_path`` so that one process at a time prepares dataset ``name``.
+
+    The operating system releases the lock when its process dies, so a crash never
+    leaves the dataset locked. The empty lock file stays: deleting it would let a third
+    process lock a new file of the same name while the second still holds the old one.
+    """
+    try:
+        handle = open(lock_path, "a+b")
+    except PermissionError:
+        # A read-only data folder: no process can prepare anything there, so there is
+        # nothing to take turns on, and the next step raises its own clearer error.
+        yield
+        return
+    with handle:
+        if not _try_lock(handle):
+            print(
+                f"ldl: waiting for another process preparing {name!r} (it holds {lock_path}) ...",
+                file=sys.stderr,
+                flush=True,
+            )
+            _wait_for_lock(handle)
+        try:
+            yield
+        finally:
+            _unlock(handle)
 
 
 def _is_writable(folder: Path) -> bool:
@@ -130,7 +208,9 @@ def _fetch(spec: DatasetSpec, download: bool, progress: bool) -> list[Path]:
                 verify_file(
                     path, checksum=remote.checksum, algorithm=remote.algorithm, expected_size=remote.size
                 )
-            except (FileNotFoundError, ChecksumMismatch) as error:
+                if is_archive(path):
+                    check_archive(path, remote.listing)
+            except (FileNotFoundError, ChecksumMismatch, UnsafeArchive) as error:
                 raise DatasetUnavailable(
                     spec.name,
                     _explain(spec, f"download=False and {path} is not there or not verified ({error})."),
@@ -143,10 +223,11 @@ def _fetch(spec: DatasetSpec, download: bool, progress: bool) -> list[Path]:
                     checksum=remote.checksum,
                     algorithm=remote.algorithm,
                     expected_size=remote.size,
+                    listing=remote.listing,
                     progress=progress,
                 )
-            except ChecksumMismatch:
-                raise  # not a network problem: its own message says to run again
+            except (ChecksumMismatch, NotEnoughSpace):
+                raise  # not a network problem: its own message says what to do
             except NETWORK_ERRORS as error:
                 raise DatasetUnavailable(
                     spec.name,
@@ -156,12 +237,23 @@ def _fetch(spec: DatasetSpec, download: bool, progress: bool) -> list[Path]:
     return paths
 
 
+def _unpacked_size(files: list[Path]) -> int:
+    """Bytes the files take once unpacked or copied, from the archives' listings."""
+    return sum(
+        sum(size for _, size in archive_members(path)) if is_archive(path) else path.stat().st_size
+        for path in files
+    )
+
+
 def _assemble(spec: DatasetSpec, files: list[Path], progress: bool) -> None:
     """Unpack/copy ``files`` into ``data_dir()/<name>`` atomically, after checking the layout.
 
     Everything goes into a hidden temporary sibling folder first; only when the layout
-    checks pass is it renamed to ``data_dir()/<name>``.
+    checks pass is it renamed to ``data_dir()/<name>``. An archive that fails to unpack is
+    moved aside (:func:`~ldl.data.file_checks.set_aside`), so the next run fetches it again.
     """
+    names = ", ".join(path.name for path in files)
+    ensure_free_space(data_dir(), _unpacked_size(files), f"unpacking {names}")
     target = data_dir() / spec.name
     staging = Path(tempfile.mkdtemp(prefix=f".{spec.name}.tmp-", dir=data_dir()))
     try:
@@ -169,7 +261,10 @@ def _assemble(spec: DatasetSpec, files: list[Path], progress: bool) -> None:
             if is_archive(path):
                 if progress:
                     print(f"Unpacking {path.name} ...", flush=True)
-                unpacked = extract_archive(path, staging / f".unpack-{path.name}")
+                try:
+                    unpacked = extract_archive(path, staging / f".unpack-{path.name}")
+                except (ChecksumMismatch, UnsafeArchive) as error:  # damaged or unsafe
+                    raise set_aside(path, error) from error
                 for entry in unpacked.iterdir():  # merge several archives into one folder
                     os.replace(entry, staging / entry.name)
                 unpacked.rmdir()
@@ -205,12 +300,31 @@ def prepare(name: str, *, download: bool = True, progress: bool = True) -> Path:
         DatasetUnavailable: no network, ``download=False`` with files missing, a local-only
             dataset absent, or a dataset folder that exists but is incomplete.
         ChecksumMismatch: downloaded bytes are corrupt (deleted; run again).
+        BadDownload, UnsafeArchive: not a usable archive (moved aside; run again).
+        NotEnoughSpace: too little free disk space to download or unpack; nothing written.
+        NotADirectoryError: ``LDL_DATA`` names a file.
     """
     spec = get_spec(name)
+    if spec.name in REGISTRY:  # one's own folder does not live in the data folder
+        check_data_dir()
     root = dataset_root(name)
+    if not layout_problems(spec, root):
+        return root
+    if spec.local_only:
+        raise DatasetUnavailable(name, _explain(spec, f"{root} was not found."))
+    # Generated datasets may live outside data_dir() (see dataset_root); lock beside them.
+    lock_folder = root.parent if spec.generator is not None else data_dir()
+    lock_folder.mkdir(parents=True, exist_ok=True)
+    with _exclusive(lock_folder / f".{spec.name}.lock", spec.name):
+        return _prepare_unshared(spec, root, download, progress)
+
+
+def _prepare_unshared(spec: DatasetSpec, root: Path, download: bool, progress: bool) -> Path:
+    """:func:`prepare`'s work, run by one process at a time (it holds the dataset's lock)."""
+    name = spec.name
     problems = layout_problems(spec, root)
     if not problems:
-        return root
+        return root  # another process made it ready while this one waited
     if spec.generator is not None:
         if root.exists():
             raise DatasetUnavailable(
@@ -219,8 +333,6 @@ def prepare(name: str, *, download: bool = True, progress: bool = True) -> Path:
                 "Delete it: it is generated again on the next use.",
             )
         return spec.generator(root)
-    if spec.local_only:
-        raise DatasetUnavailable(name, _explain(spec, f"{root} was not found."))
 
     target = data_dir() / spec.name
     if target.exists():
@@ -234,7 +346,6 @@ def prepare(name: str, *, download: bool = True, progress: bool = True) -> Path:
                 f"(archives already in {downloads_dir()} are reused).",
             ),
         )
-    data_dir().mkdir(parents=True, exist_ok=True)
     files = _fetch(spec, download, progress)
     _assemble(spec, files, progress)
     return root

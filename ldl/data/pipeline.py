@@ -12,18 +12,20 @@ Two pipelines give the same batches:
 
 from __future__ import annotations
 
+import functools
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, RandomSampler, SequentialSampler
 from torchvision.transforms import v2
 
 from ldl.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from ldl.data.cache import build_tensor_cache, default_cache_dir
-from ldl.data.folders import RobustImageDataset
-from ldl.data.index import ImageIndex
+from ldl.data.folders import ReadableBatches, RobustImageDataset, collate_readable
+from ldl.data.index import ImageIndex, different_classes_message
 from ldl.data.loader import DeviceLoader
 from ldl.data.on_disk import load_index
 from ldl.data.registry import REGISTRY, DatasetUnavailable
@@ -112,12 +114,31 @@ def make_loaders(
     name = resolve_dataset(profile, dataset)
     train_index = load_index(name, "train").limit_per_class(profile.data.train_per_class)
     val_index = load_index(name, "validation").limit_per_class(profile.data.val_per_class)
+    check_same_classes(name, train_index, val_index)
     if fast:
         loaders = _fast_loaders(profile, name, train_index, val_index, augment, progress, mean, std)
     else:
         loaders = _per_sample_loaders(profile, name, train_index, val_index, augment, mean, std)
     loaders.mean, loaders.std = tuple(mean), tuple(std)
     return loaders
+
+
+def check_same_classes(name: str, train: ImageIndex, val: ImageIndex) -> None:
+    """Raise unless both splits share one class list and every class has a photo in each.
+
+    A label is a position in the class list: two lists that differ by one name shift every
+    validation label after it, and the accuracy silently measures the wrong thing.
+    """
+    if train.classes != val.classes:
+        folders = {Path(train.root or "train"): train.classes, Path(val.root or "validation"): val.classes}
+        raise ValueError(f"Dataset {name!r}: " + different_classes_message(folders))
+    for split, index in (("train", train), ("validation", val)):
+        empty = [cls for cls, count in index.counts().items() if count == 0]
+        if empty:
+            raise ValueError(
+                f"Dataset {name!r}: class(es) {', '.join(map(repr, empty))} have no photo in its {split} split"
+                f"{' (' + str(index.root) + ')' if index.root else ''}: add photos of them, or remove the class."
+            )
 
 
 def _fast_loaders(
@@ -173,17 +194,55 @@ def _per_sample_loaders(
     train_set = RobustImageDataset(train_index, transform=per_sample_transform(profile.data.image_size, augment, mean, std))
     val_set = RobustImageDataset(val_index, transform=per_sample_transform(profile.data.image_size, None, mean, std))
     common = dict(
-        batch_size=profile.data.batch_size,
         num_workers=profile.data.num_workers,
         pin_memory=profile.device == "cuda",  # pinned pages let the copy to the GPU run asynchronously
         persistent_workers=profile.data.num_workers > 0,
     )
+    batch_size = profile.data.batch_size
     skipped = [(str(path), reason) for path, reason in train_set.skipped + val_set.skipped]
     return Loaders(
-        train=DataLoader(train_set, shuffle=True, **common),
-        val=DataLoader(val_set, shuffle=False, **common),
+        # Training: no batch of one image (batch norm cannot train on it), see NoSingleLastBatch;
+        # a file that breaks mid-epoch is left out of its batch (collate_readable), not replaced.
+        train=ReadableBatches(
+            train_set,
+            batch_sampler=NoSingleLastBatch(RandomSampler(train_set), batch_size),
+            collate_fn=functools.partial(collate_readable, min_size=2),
+            **common,
+        ),
+        # Evaluation keeps every photo: batch norm uses its running averages in eval mode.
+        val=ReadableBatches(
+            val_set,
+            batch_sampler=BatchSampler(SequentialSampler(val_set), batch_size, drop_last=False),
+            collate_fn=collate_readable,
+            **common,
+        ),
         classes=list(train_set.classes),
         dataset=name,
         image_size=profile.data.image_size,
         skipped=skipped,
     )
+
+
+class NoSingleLastBatch(BatchSampler):
+    """Batches of ``batch_size`` indices, leaving out a last batch of exactly one.
+
+    In training mode batch norm normalises with the batch's own statistics, and one image
+    has none ("Expected more than 1 value per channel when training"). Dropping only a
+    batch of one, rather than every incomplete batch (``drop_last=True``), keeps the most
+    data; a new order each epoch leaves out a different photo. The same rule as
+    :class:`ldl.data.loader.DeviceLoader` in training.
+    """
+
+    def __init__(self, sampler: Iterable[int], batch_size: int) -> None:
+        super().__init__(sampler, batch_size, drop_last=False)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in super().__iter__():
+            if len(batch) > 1 or self.batch_size == 1:
+                yield batch
+
+    def __len__(self) -> int:
+        size = len(self.sampler)  # type: ignore[arg-type]
+        if self.batch_size > 1 and size % self.batch_size == 1:
+            return size // self.batch_size
+        return super().__len__()

@@ -83,6 +83,26 @@ def data_dir() -> Path:
     return Path(cache_home).expanduser() / "ldl" / "data"
 
 
+def check_data_dir() -> Path:
+    """``data_dir()``, or ``NotADirectoryError`` naming ``LDL_DATA`` when it is (or lies under) a file.
+
+    Without this, ``LDL_DATA=~/notes.txt`` surfaced as a bare ``FileExistsError`` from deep
+    inside a download.
+    """
+    folder = data_dir()
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        origin = f"{DATA_ENV} points at" if os.environ.get(DATA_ENV) else "The default data folder is"
+        raise NotADirectoryError(
+            f"{origin} {folder}, which cannot be the data folder: {existing} is a file, not a "
+            f"folder. Set {DATA_ENV} to a folder (it is created if missing), or unset {DATA_ENV} "
+            "to use the default ($XDG_CACHE_HOME/ldl/data, else ~/.cache/ldl/data)."
+        )
+    return folder
+
+
 def downloads_dir() -> Path:
     """Where verified archives are kept: ``data_dir()/downloads``."""
     return data_dir() / "downloads"
@@ -97,7 +117,10 @@ class RemoteFile:
         filename: name of the file in ``downloads/`` (and on a mirror).
         checksum: hex digest published by the owner (or torchvision/tfds); None if none is.
         algorithm: ``"md5"`` or ``"sha256"``.
-        size: size in bytes, or None when unknown.
+        size: size in bytes, or None when unknown. Checked even without a checksum.
+        listing: for an archive without a published checksum, ``(folder inside the
+            archive, number of images under it)`` pairs its listing must show before the
+            download is kept, so that a truncated or wrong archive is caught at once.
     """
 
     url: str
@@ -105,6 +128,7 @@ class RemoteFile:
     checksum: str | None
     algorithm: str
     size: int | None = None
+    listing: tuple[tuple[str, int], ...] = ()
 
 
 def source_url(remote: RemoteFile) -> str:
@@ -156,13 +180,22 @@ REGISTRY: dict[str, DatasetSpec] = {
         name="cats_and_dogs",
         description="Google's cats_and_dogs_filtered: 2000 train + 1000 validation Kaggle photos.",
         # Google publishes no checksum for this archive, so the download is verified by
-        # its layout and exact image counts instead (1000+1000 train, 500+500 validation).
+        # its listing before it is kept and by its layout after unpacking: exact image
+        # counts (1000+1000 train, 500+500 validation). Its size and sha256 are still to
+        # be recorded (size=, checksum=) from a download verified this way on a machine
+        # with a network; until then a wrong size is caught by the listing alone.
         files=(
             RemoteFile(
                 url="https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip",
                 filename="cats_and_dogs_filtered.zip",
                 checksum=None,
                 algorithm="sha256",
+                listing=(
+                    ("cats_and_dogs_filtered/train/cats", 1000),
+                    ("cats_and_dogs_filtered/train/dogs", 1000),
+                    ("cats_and_dogs_filtered/validation/cats", 500),
+                    ("cats_and_dogs_filtered/validation/dogs", 500),
+                ),
             ),
         ),
         folder="cats_and_dogs/cats_and_dogs_filtered",

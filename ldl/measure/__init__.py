@@ -9,13 +9,14 @@
 
 from ldl.measure import bench
 from ldl.measure.compare import check_against_published, compare_models, comparison_table, rows_for_plot
-from ldl.measure.export import OnnxModel, check_export, export_onnx, export_program, load_program
+from ldl.measure.export import OnnxModel, UntrustedProgram, check_export, export_onnx, export_program, load_program
 from ldl.measure.features import FeatureSet, extract_features, load_features, save_features
 from ldl.measure.inductive_bias import translation_sensitivities
 
 __all__ = [
     "FeatureSet",
     "OnnxModel",
+    "UntrustedProgram",
     "bench",
     "check_against_published",
     "check_export",

@@ -8,7 +8,8 @@ Three ways to keep a model, for three jobs:
 - **.pt2** (:func:`export_program`, ``torch.export``): the whole computation as a graph of
   standard operators, no Python class needed. It is the input to ExecuTorch (phones,
   microcontrollers) and to AOTInductor (compiled C++ serving); ``load_program`` runs it
-  in PyTorch.
+  in PyTorch. Opening a ``.pt2`` runs code stored in it, so ``load_program`` opens only
+  files that ``export_program`` wrote for this user on this machine (see below).
 - **ONNX** (:func:`export_onnx`): the open exchange format, for serving in any runtime
   (ONNX Runtime, TensorRT, OpenVINO, the browser) with no PyTorch at all. Needs the extra
   ``pip install "ldl[export]"``.
@@ -21,6 +22,19 @@ the other dimensions are fixed to the example's. An export is only trusted once
 
 TorchScript (``torch.jit.trace``/``script``) is deprecated: ``torch.export`` replaces it.
 
+Why a ``.pt2`` is not opened blindly: ``torch.export.load`` unpickles parts of the archive
+(its sample inputs fall back to ``weights_only=False``; tensor subclasses and custom
+objects are plain pickles) and evaluates the shape formulas of its graph with
+``sympy.sympify``, which calls ``eval``. A ``.pt2`` can therefore run any code when it is
+opened, and its format offers no ``weights_only`` path: keeping the weights apart would not
+help, since the graph itself is evaluated. So :func:`export_program` writes beside
+``model.pt2`` a record ``model.pt2.ldl.json`` with the file's SHA-256, signed (HMAC) with
+a random key kept in ``~/.cache/ldl`` (``$XDG_CACHE_HOME/ldl``), readable by this user
+only; :func:`load_program` opens a file only when its bytes still match a record signed
+with that key. A record is worth nothing without the key, so a file and record copied from
+elsewhere, or a record written by hand, are refused too. ``load_program(path,
+trusted=True)`` skips the check: only for a file from a source one trusts.
+
 >>> example = images[:2]                                     # (2, 3, 224, 224) float32
 >>> export_onnx(model, example, "model.onnx")
 >>> check_export(model, OnnxModel("model.onnx"), example)    # max |difference|, e.g. 2e-07
@@ -30,6 +44,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
+import hmac
+import io
+import json
+import os
+import secrets
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,7 +57,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ldl.core.files import write_atomically
+from ldl.core.files import write_atomically, write_json_atomically
 
 INSTALL_HINT = 'pip install "ldl[export]"'
 # A single ONNX file is one protobuf message, which cannot exceed 2 GiB: bigger models keep
@@ -63,6 +83,10 @@ def _without_known_export_noise() -> Iterator[None]:
         for category, message in KNOWN_EXPORT_NOISE:
             warnings.filterwarnings("ignore", message=message, category=category)
         yield
+
+
+class UntrustedProgram(ValueError):
+    """A ``.pt2`` file that :func:`export_program` did not write here, or that changed since."""
 
 
 class ExportMismatch(AssertionError):
@@ -102,16 +126,125 @@ def export_program(model: nn.Module, example: Tensor, path: str | Path, *, dynam
     shapes = _batch_shapes(example, dynamic_batch)
     with _without_known_export_noise():
         program = torch.export.export(_eval_copy(model), (example.detach().cpu(),), dynamic_shapes=shapes)
-    return write_atomically(path, lambda file: torch.export.save(program, file))
+    digests: list[str] = []
+
+    def save_and_hash(file: Path) -> None:
+        torch.export.save(program, file)
+        digests.append(_sha256(file.read_bytes()))  # the bytes that are renamed into place
+
+    write_atomically(path, save_and_hash)
+    # Written after the program: a crash in between leaves a program that is refused, not
+    # one that loads unchecked.
+    write_json_atomically(record_path(path), _signed_record(path, digests[0]))
+    return path
 
 
-def load_program(path: str | Path) -> nn.Module:
-    """Load a ``.pt2`` file written by :func:`export_program`: a module, called like the model."""
+def load_program(path: str | Path, *, trusted: bool = False) -> nn.Module:
+    """Load a ``.pt2`` file written by :func:`export_program`: a module, called like the model.
+
+    Args:
+        path: the ``.pt2`` file.
+        trusted: open a file that :func:`export_program` did not write for this user on this
+            machine (e.g. one downloaded or sent by a colleague). Opening a ``.pt2`` runs
+            code stored in it: pass ``True`` only for a file from a source you trust.
+
+    Raises:
+        UntrustedProgram: without ``trusted``, the file has no record signed here, or its
+            bytes changed since the record was written.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No exported program at {path}. Make one with export_program(model, example, path).")
+    data = path.read_bytes()  # checked and loaded from the same bytes: no swap in between
+    problem = None if trusted else _record_problem(path, data)
+    if problem:
+        raise UntrustedProgram(
+            f"Not loading {path}: {problem}. Opening a .pt2 file runs code stored in it, so "
+            "load_program opens only files that export_program wrote for this user on this machine, "
+            "unchanged since. Pass trusted=True only for a file from a source you trust: "
+            "load_program(path, trusted=True)."
+        )
     with _without_known_export_noise():
-        return torch.export.load(path).module()
+        return torch.export.load(io.BytesIO(data)).module()
+
+
+KEY_BYTES = 32
+# A key for processes that cannot keep one on disk (a read-only home): their records are
+# good for this Python process only.
+_SESSION_KEY = secrets.token_bytes(KEY_BYTES)
+
+
+def record_path(program: str | Path) -> Path:
+    """The record beside a program: ``model.pt2`` -> ``model.pt2.ldl.json``."""
+    program = Path(program)
+    return program.with_name(program.name + ".ldl.json")
+
+
+def _key_path() -> Path:
+    """Where this user's signing key lives: ``$XDG_CACHE_HOME/ldl``, else ``~/.cache/ldl``."""
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home).expanduser() / "ldl" / "export-signing.key"
+
+
+def _signing_key() -> bytes:
+    """This user's secret key, made on first use; the session's key where none can be kept."""
+    path = _key_path()
+    try:
+        if not path.is_file():
+            _create_key(path)
+        key = path.read_bytes()
+    except OSError:
+        return _SESSION_KEY
+    return key if len(key) == KEY_BYTES else _SESSION_KEY
+
+
+def _create_key(path: Path) -> None:
+    """Write a random key readable by its owner only; a key another process made first wins."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Not ldl.core.files' atomic write: its rename would replace a key that records were
+    # already signed with. os.link publishes the whole file, or fails if a key is there.
+    draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    handle = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(secrets.token_bytes(KEY_BYTES))
+        os.link(draft, path)
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _signature(digest: str) -> str:
+    return hmac.new(_signing_key(), digest.encode(), hashlib.sha256).hexdigest()
+
+
+def _signed_record(program: Path, digest: str) -> dict[str, str]:
+    """What :func:`export_program` writes beside ``program``."""
+    return {"file": program.name, "sha256": digest, "hmac_sha256": _signature(digest),
+            "note": "written by ldl.measure.export_program; load_program checks it before opening the file"}
+
+
+def _record_problem(program: Path, data: bytes) -> str | None:
+    """Why ``data`` (the bytes of ``program``) is not known to be export_program's, or None."""
+    record = record_path(program)
+    if not record.is_file():
+        return f"export_program wrote no record {record.name} beside it"
+    try:
+        fields = json.loads(record.read_text(encoding="utf-8"))
+        recorded, signature = str(fields["sha256"]), str(fields["hmac_sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"its record {record.name} is unreadable"
+    if not hmac.compare_digest(signature, _signature(recorded)):
+        return (f"its record {record.name} was not signed by export_program for this user account "
+                "on this machine (it was copied with the file, or written by hand)")
+    if not hmac.compare_digest(recorded, _sha256(data)):
+        return "its bytes changed since export_program wrote it"
+    return None
 
 
 def export_onnx(model: nn.Module, example: Tensor, path: str | Path, *, dynamic_batch: bool = True) -> Path:

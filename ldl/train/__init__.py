@@ -8,7 +8,7 @@ TensorBoard, which a fit without it does not need.
 """
 
 from ldl.train.callbacks import Callback, CancelFit, EarlyStopping, ModelCheckpoint
-from ldl.train.checkpoint import load_checkpoint, load_weights, restore_rng_states, save_checkpoint, save_weights
+from ldl.train.checkpoint import CheckpointError, load_checkpoint, load_weights, restore_rng_states, save_checkpoint, save_weights
 from ldl.train.history import History
 from ldl.train.metrics import MeanMeter, topk_accuracy, topk_correct
 from ldl.train.trainer import Trainer
@@ -24,6 +24,7 @@ from ldl.train.schedules import LRRecorder, one_cycle, preview_schedule, warm_re
 __all__ = [
     "Callback",
     "CancelFit",
+    "CheckpointError",
     "EarlyStopping",
     "History",
     "MeanMeter",

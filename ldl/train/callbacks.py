@@ -10,7 +10,7 @@ these events (``trainer`` is the running Trainer; read ``trainer.epoch``,
             after_backward      # every batch: gradients exist, the step has not happened
             on_batch_end        # every batch: after optimizer.step()
         on_epoch_end            # trainer.logs holds the epoch's numbers, already in history
-    on_fit_end                  # always, even when a callback stopped the fit
+    on_fit_end                  # always: after a CancelFit, an error or a KeyboardInterrupt too
 
 To stop the fit, raise :class:`CancelFit` from any event: the Trainer catches it, records
 the message in ``trainer.stop_reason`` and still calls ``on_fit_end``.
@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
-from ldl.train.checkpoint import save_checkpoint
+from ldl.train.checkpoint import first_non_finite, save_checkpoint
 
 if TYPE_CHECKING:  # only for type hints: trainer.py imports this module
     from ldl.train.trainer import Trainer
@@ -65,7 +66,7 @@ class Callback:
         """After training and validation. ``trainer.logs`` holds the epoch's numbers."""
 
     def on_fit_end(self, trainer: Trainer) -> None:
-        """After the last epoch, or after a :class:`CancelFit`."""
+        """After the last epoch, or after a :class:`CancelFit`, an error or a KeyboardInterrupt."""
 
 
 class EarlyStopping(Callback):
@@ -139,17 +140,36 @@ class EarlyStopping(Callback):
 class ModelCheckpoint(Callback):
     """Save a resumable checkpoint to ``path`` every ``save_every`` epochs (overwriting it, atomically).
 
-    Resume with ``trainer.fit(..., epochs=total, resume_from=path)``.
+    Resume with ``trainer.fit(..., epochs=total, resume_from=path)``. A model holding NaN or
+    Inf (in a weight or a buffer) is never saved: the file keeps the last good checkpoint,
+    and a warning says so. ``saved_epoch`` is the epoch last saved in this fit.
     """
 
     def __init__(self, path: str | Path, save_every: int = 1) -> None:
         if save_every < 1:
             raise ValueError(f"save_every must be at least 1 epoch; got {save_every}.")
         self.path, self.save_every = Path(path), save_every
+        self.saved_epoch: int | None = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.saved_epoch = None
 
     def on_epoch_end(self, trainer: Trainer) -> None:
-        if trainer.epoch % self.save_every == 0 or trainer.epoch == trainer.epochs:
-            save_trainer_checkpoint(self.path, trainer)
+        if trainer.epoch % self.save_every != 0 and trainer.epoch != trainer.epochs:
+            return
+        bad = first_non_finite(trainer.model.state_dict().items())  # one wait for the GPU, per saved epoch
+        if bad is not None:
+            warnings.warn(f"ModelCheckpoint did not save epoch {trainer.epoch}: {bad!r} holds NaN or Inf. "
+                          f"{self.path} keeps {self._kept()}; resume from it with a lower learning rate.",
+                          RuntimeWarning, stacklevel=2)
+            return
+        save_trainer_checkpoint(self.path, trainer)
+        self.saved_epoch = trainer.epoch
+
+    def _kept(self) -> str:  # what the file holds now, in words
+        if self.saved_epoch is not None:
+            return f"the last good checkpoint (epoch {self.saved_epoch})"
+        return "the checkpoint it held before this fit" if self.path.exists() else "nothing (no good epoch was saved)"
 
 
 class BatchNormStats(Callback):
@@ -294,17 +314,20 @@ class GradientStats(Callback):
 
 
 class NonFiniteGuard(Callback):
-    """Stop the fit as soon as a gradient turns NaN or infinite, and say in which layer it started.
+    """Stop the fit as soon as a weight, a buffer or a gradient turns NaN or infinite, and say where.
 
-    After each backward, checks every gradient (one copy to the CPU per batch). On the first
-    NaN/Inf it raises :class:`CancelFit` naming the first parameter, in model order, whose
-    gradient is not finite: where to look for the cause (a too-high learning rate, a log of 0,
-    a division by a tiny number). The weights are not updated with that gradient.
+    After each backward, checks every weight (as the last step left it), buffer (as this
+    batch's forward left it: batch norm's ``running_var`` overflows on huge inputs while
+    every gradient stays finite) and gradient, in one copy to the CPU per batch. The first
+    NaN/Inf raises :class:`CancelFit` naming the first bad tensor, in that order and in model
+    order: where to look for the cause (a too-high learning rate, a log of 0, a division by a
+    tiny number, unnormalised inputs). The weights are not updated with that gradient.
 
     Args:
         checkpoint_path: if given, a resumable checkpoint (see ``ModelCheckpoint``) is saved
-            there at the end of every epoch whose gradients were all finite: the last good
-            state to go back to, with a lower learning rate.
+            there at the end of every epoch whose weights, buffers and gradients were all
+            finite: the last good state to go back to, with a lower learning rate. A
+            non-finite state is never saved over it.
 
     ``message`` holds the reason after a stop (also in ``trainer.stop_reason``).
     """
@@ -320,37 +343,35 @@ class NonFiniteGuard(Callback):
 
     def after_backward(self, trainer: Trainer) -> None:
         self.step += 1
-        named = [(name, p.grad) for name, p in trainer.model.named_parameters() if p.grad is not None]
-        if not named:
-            return
-        # One flag per parameter, in the order the model defines them, read in one copy.
-        finite = torch.stack([torch.isfinite(grad).all() for _, grad in named]).tolist()
-        if all(finite):
-            return
-        first_bad = named[finite.index(False)][0]
+        model = trainer.model
+        # In the order things happen in a step: weights, the forward's buffers, gradients.
+        named = [(f"weight {name!r}", p) for name, p in model.named_parameters()]
+        named += [(f"buffer {name!r}", b) for name, b in model.named_buffers()]
+        named += [(f"gradient of {name!r}", p.grad) for name, p in model.named_parameters()]
+        bad = first_non_finite(named)
+        if bad is not None:
+            self._stop(f"non-finite {bad} (NaN or Inf) at step {self.step}, epoch {trainer.epoch}")
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        # The epoch's last step can still overflow a weight: never save that.
+        bad = first_non_finite(trainer.model.state_dict().items())
+        if bad is not None:
+            self._stop(f"non-finite {bad!r} (NaN or Inf) at the end of epoch {trainer.epoch}")
+        if self.checkpoint_path is not None:
+            save_trainer_checkpoint(self.checkpoint_path, trainer)
+            self.saved_epoch = trainer.epoch
+
+    def _stop(self, what: str) -> None:
+        """Raise CancelFit with ``what`` went wrong, where the last good state is, and what to try."""
         if self.checkpoint_path is None:
             where = "no checkpoint_path was given"
         elif self.saved_epoch is None:
             where = f"no epoch finished before it, so nothing was saved at {self.checkpoint_path}"
         else:
             where = f"the last good checkpoint (epoch {self.saved_epoch}) is at {self.checkpoint_path}"
-        self.message = (f"non-finite gradient (NaN or Inf) at step {self.step}, epoch {trainer.epoch}: "
-                        f"it first appears in {first_bad!r}; {where}. Lower the learning rate, "
-                        "clip gradients (Trainer(clip_grad_norm=1.0)) or check that layer's inputs.")
+        self.message = (f"{what}; {where}. Lower the learning rate, clip gradients (Trainer(clip_grad_norm=1.0)) "
+                        "or check that layer's inputs (their scale, a log of 0, a division by a tiny number).")
         raise CancelFit(self.message)
-
-    def on_epoch_end(self, trainer: Trainer) -> None:
-        if self.checkpoint_path is None:
-            return
-        # Finite gradients can still make a step so large that a weight overflows: never save that.
-        named = list(trainer.model.named_parameters())
-        finite = torch.stack([torch.isfinite(p.detach()).all() for _, p in named]).tolist() if named else []
-        if not all(finite):
-            self.message = (f"non-finite weight {named[finite.index(False)][0]!r} at the end of epoch {trainer.epoch}; "
-                            f"not saved over the last good checkpoint (epoch {self.saved_epoch}) at {self.checkpoint_path}.")
-            raise CancelFit(self.message)
-        save_trainer_checkpoint(self.checkpoint_path, trainer)
-        self.saved_epoch = trainer.epoch
 
 
 class FreezeBatchNorm(Callback):

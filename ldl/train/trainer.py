@@ -17,7 +17,9 @@ targets (MixUp, label smoothing). A ``torch.utils.data.DataLoader`` is one.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from tqdm.auto import tqdm
 
 from ldl.core.device import resolve_amp_dtype, resolve_channels_last, resolve_device
 from ldl.train.callbacks import Callback, CancelFit
-from ldl.train.checkpoint import load_checkpoint, restore_rng_states
+from ldl.train.checkpoint import check_resumable, load_checkpoint, restore_rng_states
 from ldl.train.history import History
 from ldl.train.metrics import MeanMeter, topk_accuracy
 
@@ -72,7 +74,8 @@ class Trainer:
 
     Attributes: ``model, optimizer, scheduler, loss_fn, device, scaler, callbacks, epoch``
     (1-based), ``epochs``, ``history``, ``batch_loss`` (the last batch's loss tensor),
-    ``logs`` (the current epoch's numbers), ``stop_reason`` (why the last fit ended),
+    ``logs`` (the current epoch's numbers), ``stop_reason`` (why the last fit ended: finished,
+    a ``CancelFit``, or interrupted with the history kept),
     ``grad_norm`` (the last step's total gradient norm before clipping, a 0-d tensor; with
     clipping only).
     """
@@ -132,6 +135,7 @@ class Trainer:
         self.logs: dict[str, float] = {}
         self.stop_reason: str | None = None
         self._last_postfix_time = 0.0
+        self._warned_non_finite = False
 
     # ------------------------------------------------------------------ the loop
 
@@ -146,20 +150,23 @@ class Trainer:
 
         ``resume_from``: a checkpoint written by ``ModelCheckpoint``; the fit goes on from
         the epoch after it, with the model, optimizer, scheduler, random generators and
-        history as they were, up to ``epochs`` in total. Otherwise each call starts a new
+        history as they were, up to ``epochs`` in total. A checkpoint that does not fit
+        this Trainer is refused before anything changes. Otherwise each call starts a new
         History at epoch 1, and goes on training the model as it is.
+
+        Interrupted (Jupyter's stop button, Ctrl-C): ``on_fit_end`` still runs, so
+        EarlyStopping restores the best weights, and the finished epochs stay in
+        ``trainer.history``; then the KeyboardInterrupt goes on, so that a "Run all" stops.
         """
         if epochs < 1:
             raise ValueError(f"epochs must be at least 1; got {epochs}.")
         if hasattr(train_loader, "__len__") and len(train_loader) == 0:
             raise ValueError("train_loader yields no batches: is the dataset empty, or is drop_last=True "
                              "with fewer samples than batch_size?")
-        self.epochs, self.stop_reason = epochs, None
-        self.history = History()
-        first_epoch = 1 if resume_from is None else self._resume(resume_from) + 1
+        done = self._start(epochs, resume_from)  # the epochs already finished: 0, or the checkpoint's
         self._call("on_fit_start")
         try:
-            for self.epoch in range(first_epoch, epochs + 1):
+            for self.epoch in range(done + 1, epochs + 1):
                 self._call("on_epoch_start")
                 start = time.perf_counter()
                 lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
@@ -174,10 +181,20 @@ class Trainer:
                 if self.verbose:
                     print(self.epoch_line(), flush=True)
                 self._call("on_epoch_end")
-            self.stop_reason = f"finished {epochs} epochs"
+            self.stop_reason = self._finished_reason(done, resume_from)
         except CancelFit as stop:
             self.stop_reason = str(stop) or "a callback raised CancelFit"
-        self._call("on_fit_end")  # runs after a CancelFit too: EarlyStopping restores weights here
+        except KeyboardInterrupt:  # the stop button: clean up below, then let it stop the notebook
+            self.stop_reason = (f"interrupted (KeyboardInterrupt) in epoch {self.epoch}/{epochs}; "
+                                f"the {len(self.history)} finished epochs are in trainer.history")
+            if self.verbose:
+                print(f"{self.stop_reason}. The callbacks' on_fit_end runs now "
+                      "(EarlyStopping restores its best weights).", flush=True)
+            raise
+        finally:
+            # Always, also after a CancelFit, an error or the stop button: EarlyStopping
+            # restores the best weights here, BatchNormStats takes its hook off the model.
+            self._call("on_fit_end")
         return self.history
 
     def train_one_epoch(self, loader: Iterable) -> dict[str, float]:
@@ -187,6 +204,7 @@ class Trainer:
         self.model.train()
         self._call("on_train_epoch_start")
         loss_meter, accuracy_meter, grad_norm_meter = MeanMeter(), MeanMeter(), MeanMeter()
+        batch_losses: list[Tensor] = []  # 0-d tensors on the device, read only if the epoch's loss is not finite
         bar = self._progress_bar(loader, f"Epoch {self.epoch}/{self.epochs}")
         for x, y in bar:
             x, y = self._to_device(x), y.to(self.device, non_blocking=True)
@@ -209,10 +227,12 @@ class Trainer:
             # waits for the GPU inside the loop (see ldl.train.metrics).
             batch_size = y.shape[0]
             loss_meter.update(self.batch_loss.detach(), batch_size)
+            batch_losses.append(self.batch_loss.detach())
             accuracy_meter.update(topk_accuracy(logits.detach(), y, ks=(1,))[1], batch_size)
             self._call("on_batch_end")
             self._show_running_loss(bar, loss_meter)
         logs = {"train_loss": loss_meter.compute(), "train_accuracy": accuracy_meter.compute()}
+        self._warn_if_not_finite(logs["train_loss"], batch_losses)
         if self.clipping:
             logs["grad_norm"] = grad_norm_meter.compute()
         return logs
@@ -284,22 +304,60 @@ class Trainer:
         parts += [f"{key}: {self.logs[key]:.2f}" for key in EPOCH_LINE_KEYS if key in self.logs]
         return " - ".join(parts)
 
+    def _start(self, epochs: int, resume_from: str | Path | None) -> int:
+        """Set up a new fit, or resume one; return how many of its epochs are already finished."""
+        done = 0 if resume_from is None else self._resume(resume_from)
+        if resume_from is None:
+            self.history = History()
+        self.epoch, self.epochs, self.stop_reason, self._warned_non_finite = done, epochs, None, False
+        if done >= epochs:
+            warnings.warn(f"Nothing to train: {resume_from} already holds {done} finished epochs and "
+                          f"fit(epochs={epochs}) asks for {epochs} in total. epochs counts from the start of the "
+                          f"first fit: pass epochs={done + epochs} to train {epochs} more.", stacklevel=3)
+        return done
+
+    def _finished_reason(self, done: int, resume_from: str | Path | None) -> str:
+        """``stop_reason`` for a fit that ran to its end, saying what was trained in it."""
+        if done >= self.epochs:
+            return f"nothing trained: {resume_from} already holds {done} epochs, fit asked for {self.epochs} in total"
+        if resume_from is None:
+            return f"finished {self.epochs} epochs"
+        return (f"finished {self.epochs} epochs (epochs {done + 1}-{self.epochs} here, "
+                f"resumed from {resume_from} after epoch {done})")
+
+    def _warn_if_not_finite(self, epoch_loss: float, batch_losses: list[Tensor]) -> None:
+        """Warn, once per fit, when the epoch's loss is NaN or Inf, naming the first such batch.
+
+        The per-batch check costs no wait for the GPU: the epoch's mean (already read for the
+        History) is NaN or Inf as soon as one batch's loss is, and only then are the kept
+        batch losses read, in one copy, to find the first.
+        """
+        if math.isfinite(epoch_loss) or self._warned_non_finite:
+            return
+        self._warned_non_finite = True
+        bad = torch.nonzero(~torch.isfinite(torch.stack(batch_losses))).flatten().tolist()
+        where = f"batch {bad[0] + 1} of {len(batch_losses)}" if bad else "no single batch, but in their sum"
+        warnings.warn(
+            f"The training loss turned non-finite ({epoch_loss}) in epoch {self.epoch}, at {where}: from there on "
+            "the weights are likely NaN and nothing more is learnt. Lower the learning rate, clip the gradients "
+            "(Trainer(clip_grad_norm=1.0)), or add NonFiniteGuard() to stop at the first bad step. "
+            "(Said once per fit.)",
+            RuntimeWarning, stacklevel=3,
+        )
+
     def _resume(self, path: str | Path) -> int:
         """Load a checkpoint into this Trainer; return the last finished epoch it holds."""
         checkpoint = load_checkpoint(path, map_location=self.device)
-        has_scheduler = checkpoint["scheduler"] is not None
-        if has_scheduler != (self.scheduler is not None):
-            raise ValueError(
-                f"{path} was saved {'with' if has_scheduler else 'without'} a scheduler but this Trainer has "
-                f"{'one' if self.scheduler is not None else 'none'}: build the Trainer as for the first run."
-            )
+        # Every check comes before the first change: a refused checkpoint leaves the Trainer as it was.
+        check_resumable(checkpoint, path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler)
+        history = History.from_dict(checkpoint["history"])
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(checkpoint["scheduler"])
-        if checkpoint["scaler"] is not None and self.scaler.is_enabled():
+        if checkpoint.get("scaler") is not None and self.scaler.is_enabled():
             self.scaler.load_state_dict(checkpoint["scaler"])
-        self.history = History.from_dict(checkpoint["history"])
+        self.history = history
         restore_rng_states(checkpoint)  # same shuffling and dropout masks as an uninterrupted fit
         return checkpoint["epoch"]
 
