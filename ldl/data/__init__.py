@@ -4,6 +4,7 @@ The calls a notebook makes::
 
     from ldl.data import make_loaders, load_index
     loaders = make_loaders(profile)                 # train/val loaders sized by the profile
+    val, test = split_held_out(load_index("cats_and_dogs", "validation"), test_fraction=0.5)
     index = load_index("cats_and_dogs", "train")    # the files of one split
 """
 
@@ -15,6 +16,7 @@ from ldl.data.loader import DeviceLoader
 from ldl.data.pipeline import Loaders, make_loaders, per_sample_transform, resolve_dataset
 from ldl.data.on_disk import dataset_status, load_index, prepare
 from ldl.data.registry import REGISTRY, DatasetUnavailable, data_dir
+from ldl.data.splits import split_held_out
 
 __all__ = [
     "REGISTRY",
@@ -41,4 +43,5 @@ __all__ = [
     "per_sample_transform",
     "prepare",
     "resolve_dataset",
+    "split_held_out",
 ]

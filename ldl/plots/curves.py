@@ -6,8 +6,14 @@
 
 A history is a :class:`ldl.train.History` or plain columns ``{"epoch": [...], "val_loss": [...]}``:
 anything where ``history[key]`` gives one value per epoch and ``history.keys()`` the keys.
-Training curves are dashed, validation curves solid. Every function returns the Figure,
-drawn with pyplot: in a notebook, end the cell with ``plt.show()``.
+Running training curves are dashed, clean training curves dotted, validation curves solid.
+Every function returns the Figure, drawn with pyplot: in a notebook, end the cell with ``plt.show()``.
+
+The gap (``gap=True``) is ``clean_train_accuracy - top1_acc`` when a history has clean
+training numbers (``Trainer.fit(..., train_eval_loader=...)``): both measured the same way.
+Without them it falls back to the running ``train_accuracy - top1_acc``, and says so in the
+legend ("running train (augmented)"): augmentation, MixUp and dropout lower the running
+accuracy by construction, so that gap shrinks whether or not the network generalises better.
 """
 
 from __future__ import annotations
@@ -28,17 +34,22 @@ Curves = Union["History", Mapping[str, Sequence[float]]]
 
 # The default panels: (title, keys drawn there); keys a history lacks are left out.
 PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("loss", ("train_loss", "val_loss")),
-    ("accuracy", ("train_accuracy", "top1_acc", "top5_acc")),
+    ("loss", ("train_loss", "clean_train_loss", "val_loss")),
+    ("accuracy", ("train_accuracy", "clean_train_accuracy", "top1_acc", "top5_acc")),
 )
-# What the overfitting plots draw: loss, and the two accuracies whose gap is shaded.
+# What the overfitting plots draw: loss, and the accuracies whose gap is shaded.
 TRAIN_VS_VALIDATION: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Loss", ("train_loss", "val_loss")),
-    ("Accuracy", ("train_accuracy", "top1_acc")),
+    ("Loss", ("train_loss", "clean_train_loss", "val_loss")),
+    ("Accuracy", ("train_accuracy", "clean_train_accuracy", "top1_acc")),
 )
 TRAIN_VAL_LABELS = {"train_loss": "train", "val_loss": "validation",
-                    "train_accuracy": "train", "top1_acc": "validation"}
-GAP_KEYS = ("train_accuracy", "top1_acc")  # shaded between these two when ``gap=True``
+                    "train_accuracy": "train", "top1_acc": "validation",
+                    "clean_train_loss": "clean train", "clean_train_accuracy": "clean train"}
+# Shaded between these two when ``gap=True``: the clean pair when a history has it, else the running one.
+CLEAN_GAP_KEYS = ("clean_train_accuracy", "top1_acc")
+GAP_KEYS = ("train_accuracy", "top1_acc")
+GAP_LABELS = {CLEAN_GAP_KEYS: "gap: clean train - validation",
+              GAP_KEYS: "gap: running train (augmented) - validation"}
 
 
 def plot_curves(
@@ -59,12 +70,14 @@ def plot_curves(
         histories: one history, or run name -> history (``{"baseline": h1, "dropout": h2}``).
         keys: draw only these keys, on a single panel. Default: ``panels``.
         panels: ``(title, keys)`` per panel. Default: a loss panel (``train_loss``,
-            ``val_loss``) and an accuracy panel (``train_accuracy``, ``top1_acc``,
-            ``top5_acc``), with the keys the histories have.
+            ``clean_train_loss``, ``val_loss``) and an accuracy panel (``train_accuracy``,
+            ``clean_train_accuracy``, ``top1_acc``, ``top5_acc``), with the keys the histories have.
         per_run: one set of panels per run, side by side on a shared y axis, instead of
             every run overlaid on the same panels (one colour per run).
-        gap: on panels with both ``train_accuracy`` and ``top1_acc``, shade the gap between
-            them and write its final value: how much the network has memorised.
+        gap: on panels with ``top1_acc`` and a training accuracy, shade the gap between them
+            and write its final value: how much the network has memorised. The gap is
+            ``clean_train_accuracy - top1_acc`` when the history has clean numbers, else the
+            running ``train_accuracy - top1_acc``, labelled as such.
         best_epoch: mark this epoch on every panel, e.g. the one early stopping restored.
         labels: legend names for keys, e.g. ``{"top1_acc": "validation"}``. Lines are named
             by key, by run (one key, several runs) or ``"run: key"``.
@@ -114,8 +127,8 @@ def plot_curves(
 
 def _draw_panel(axis: Axes, shown: Mapping[str | None, Any], keys: Sequence[str], *, named: bool,
                 labels: Mapping[str, str], gap: bool) -> None:
-    """Each run's ``keys`` on one panel: training dashed, validation solid; a colour per run
-    when several share the panel, else a colour per key."""
+    """Each run's ``keys`` on one panel: running training dashed, clean training dotted,
+    validation solid; a colour per run when several share the panel, else a colour per key."""
     for i, (name, history) in enumerate(shown.items()):
         drawn = [key for key in keys if key in history.keys()]
         for j, key in enumerate(drawn):
@@ -123,10 +136,31 @@ def _draw_panel(axis: Axes, shown: Mapping[str | None, Any], keys: Sequence[str]
             if named:
                 label = name if len(keys) == 1 else f"{name}: {label}"
             colour = f"C{(i if named and len(shown) > 1 else j) % 10}"
-            style = "--" if key.startswith("train") else "-"
-            axis.plot(_epochs(history), history[key], style, color=colour, marker="o", markersize=3, label=label)
-        if gap and all(key in drawn for key in GAP_KEYS):
-            _shade_gap(axis, history)
+            axis.plot(_epochs(history), history[key], _line_style(key), color=colour, marker="o", markersize=3,
+                      label=label)
+        pair = _gap_keys(history)
+        if gap and pair and "top1_acc" in drawn and any(key in drawn for key in (GAP_KEYS[0], CLEAN_GAP_KEYS[0])):
+            _shade_gap(axis, history, pair)
+
+
+def _line_style(key: str) -> str:
+    """Dashed for running training numbers, dotted for clean ones, solid for held-out ones.
+
+    Clean training numbers are a third kind of curve: training photos, measured the way
+    validation is (eval mode, unaugmented). Drawn dashed they would pass for the running
+    curve, drawn solid for a held-out one.
+    """
+    if key.startswith("clean_train"):
+        return ":"
+    return "--" if key.startswith("train") else "-"
+
+
+def _gap_keys(history: Any) -> tuple[str, str] | None:
+    """``(training key, held-out key)`` of the gap: the clean pair when the history has it, else the running one."""
+    for pair in (CLEAN_GAP_KEYS, GAP_KEYS):
+        if all(key in history.keys() for key in pair):
+            return pair
+    return None
 
 
 def _is_runs(histories: Any) -> bool:
@@ -170,15 +204,16 @@ def _epochs(history: Any) -> list[float]:
     return list(range(1, len(history[first]) + 1))
 
 
-def _shade_gap(ax: Axes, history: Any) -> None:
-    """The gap between train and validation accuracy shaded on ``ax``, its final value written."""
+def _shade_gap(ax: Axes, history: Any, pair: tuple[str, str]) -> None:
+    """The gap between the ``pair`` of accuracies (training, held-out) shaded on ``ax``, its final value written."""
     epochs = _epochs(history)
-    train_acc, val_acc = list(history["train_accuracy"]), list(history["top1_acc"])
+    train_acc, val_acc = list(history[pair[0]]), list(history[pair[1]])
     ax.fill_between(epochs, val_acc, train_acc, where=[t >= v for t, v in zip(train_acc, val_acc)],
-                    alpha=0.2, color="tab:red", label="gap (overfitting)")
+                    alpha=0.2, color="tab:red", label=GAP_LABELS[pair])
     final = train_acc[-1] - val_acc[-1]
-    ax.annotate(f"gap {final:.2f}", xy=(epochs[-1], (train_acc[-1] + val_acc[-1]) / 2),
-                xytext=(-60, 0), textcoords="offset points", color="tab:red")
+    kind = "clean" if pair == CLEAN_GAP_KEYS else "running"
+    ax.annotate(f"gap {final:.2f} ({kind})", xy=(epochs[-1], (train_acc[-1] + val_acc[-1]) / 2),
+                xytext=(-6, 0), textcoords="offset points", ha="right", color="tab:red")
     ax.set_ylim(0, 1.02)
 
 

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 DEVICES = ("cpu", "cuda")
 
+# Setting more of the held-out photos aside leaves too few to choose on (ldl.data.splits).
+MAX_TEST_FRACTION = 0.9
+
 
 def _problem(setting: str, value: object, wanted: str) -> str:
     return f"{setting} must be {wanted}, got {value!r}"
@@ -46,6 +49,14 @@ def check_positive_numbers(section: object, *names: str) -> list[str]:
     return problems
 
 
+def check_fraction(section: object, name: str, *, maximum: float) -> list[str]:
+    """Problems with the field ``name`` of ``section`` unless it is a number in [0, ``maximum``]."""
+    value = getattr(section, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= maximum:
+        return [_problem(name, value, f"a number from 0 to {maximum}")]
+    return []
+
+
 class SettingsError(ValueError):
     """Bad profile settings; ``problems`` holds one line per bad setting, naming it."""
 
@@ -74,6 +85,9 @@ class DataSettings:
         falls_back_to_synthetic: a missing sample folder (never downloaded) falls back to the
             generated ``synthetic`` shapes with a warning instead of failing, so a fresh offline
             clone still runs every notebook (the smoke profile).
+        test_fraction: share of each class's held-out photos set aside as a test part,
+            reported once (``Loaders.test``), in [0, 0.9]; the rest stays the validation part
+            that every choice is made on. 0: no test part, validation is every held-out photo.
     """
 
     dataset: str
@@ -83,11 +97,13 @@ class DataSettings:
     batch_size: int = 32
     num_workers: int = 2
     falls_back_to_synthetic: bool = False
+    test_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         problems = check_positive_ints(self, "image_size", "batch_size")
         problems += check_positive_ints(self, "num_workers", minimum=0)
         problems += check_optional_counts(self, "train_per_class", "val_per_class")
+        problems += check_fraction(self, "test_fraction", maximum=MAX_TEST_FRACTION)
         if not isinstance(self.dataset, str) or not self.dataset:
             problems.append(_problem("dataset", self.dataset, "a dataset name or folder"))
         raise_problems(problems)

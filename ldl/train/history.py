@@ -7,6 +7,8 @@
 [0.8, 0.6]
 >>> history.best("val_loss", mode="min")["epoch"]
 2
+>>> History([{"epoch": 1, "clean_train_accuracy": 0.9, "top1_acc": 0.7}]).clean_gap()  # doctest: +ELLIPSIS
+0.2...
 """
 
 from __future__ import annotations
@@ -67,6 +69,21 @@ class History:
             raise KeyError(f"No epoch has a value for {key!r}; keys are {self.keys()}.")
         choose = min if mode == "min" else max
         return choose(candidates, key=lambda logs: logs[key])
+
+    def clean_gap(self) -> float | None:
+        """The last epoch's ``clean_train_accuracy - top1_acc``: the number lessons should assert on.
+
+        How much better the network does on training photos than on held-out ones, both
+        measured the same way (eval mode, unaugmented; ``Trainer.fit(..., train_eval_loader=...)``).
+        The running ``train_accuracy - top1_acc`` is no such measure: augmentation, MixUp and
+        dropout lower the running accuracy by construction, so that gap shrinks whether or not
+        the network generalises better. ``None`` when the last epoch lacks either number.
+        """
+        last = self.epochs[-1] if self.epochs else {}
+        clean, held_out = last.get("clean_train_accuracy"), last.get("top1_acc")
+        if clean is None or held_out is None:
+            return None
+        return clean - held_out
 
     # --- saving: plain lists, so a checkpoint loads with torch.load(weights_only=True) ---
 

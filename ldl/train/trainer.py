@@ -12,6 +12,10 @@ and may stop the fit by raising ``CancelFit``.
 A loader is anything iterable that yields ``(x, y)`` batches: ``x`` the inputs, e.g.
 ``(B, 3, H, W)`` float32, ``y`` either ``(B,)`` int64 class indices or ``(B, C)`` soft
 targets (MixUp, label smoothing). A ``torch.utils.data.DataLoader`` is one.
+
+``train_accuracy`` is a running number, lowered by augmentation, MixUp and dropout by
+construction; ``fit(..., train_eval_loader=loaders.train_eval)`` adds ``clean_train_accuracy``,
+measured like validation: the train/validation gap to trust (``History.clean_gap()``).
 """
 
 from __future__ import annotations
@@ -35,12 +39,15 @@ from ldl.train.history import History
 from ldl.train.metrics import MeanMeter, topk_accuracy
 
 # The keys of the one line printed per epoch, in the order the course slides show them.
-EPOCH_LINE_KEYS = ("train_loss", "train_accuracy", "val_loss", "top1_acc", "top5_acc")
+EPOCH_LINE_KEYS = ("train_loss", "train_accuracy", "clean_train_accuracy", "val_loss", "top1_acc", "top5_acc")
+# Shorter names on that line, where a key is long (the History keeps the full key).
+EPOCH_LINE_NAMES = {"clean_train_accuracy": "clean_train_acc"}
 POSTFIX_EVERY_S = 1.0  # refresh the running loss on the progress bar at most once a second
 
 # The device, mixed-precision and channels-last rules live in ldl.core.device, shared with
 # the LR finder and the benchmarks; re-exported here, where the lessons first meet them.
-__all__ = ["EPOCH_LINE_KEYS", "Trainer", "resolve_amp_dtype", "resolve_channels_last", "resolve_device"]
+__all__ = ["EPOCH_LINE_KEYS", "EPOCH_LINE_NAMES", "Trainer",
+           "resolve_amp_dtype", "resolve_channels_last", "resolve_device"]
 
 
 class Trainer:
@@ -145,8 +152,17 @@ class Trainer:
         val_loader: Iterable | None = None,
         epochs: int = 1,
         resume_from: str | Path | None = None,
+        *,
+        train_eval_loader: Iterable | None = None,
     ) -> History:
         """Train for ``epochs`` epochs in total; return the History (one dict per epoch).
+
+        ``train_eval_loader``: a fixed, unaugmented (and unshuffled) subset of the training
+        photos, e.g. ``loaders.train_eval``. After each epoch's training the model is measured
+        on it exactly as on ``val_loader`` (eval mode, no gradients), logged as
+        ``clean_train_loss`` and ``clean_train_accuracy``. The running ``train_loss`` and
+        ``train_accuracy`` are averaged over the epoch's batches as trained (augmented, mixed,
+        dropout on) while the weights change: not comparable with ``top1_acc``.
 
         ``resume_from``: a checkpoint written by ``ModelCheckpoint``; the fit goes on from
         the epoch after it, with the model, optimizer, scheduler, random generators and
@@ -171,6 +187,8 @@ class Trainer:
                 start = time.perf_counter()
                 lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
                 self.logs = {"epoch": self.epoch, **self.train_one_epoch(train_loader)}
+                if train_eval_loader is not None:  # the epoch's final weights, as validation sees them
+                    self.logs.update(self._measure_clean_train(train_eval_loader))
                 if val_loader is not None:
                     self.logs.update(self.evaluate(val_loader))
                 self.logs["lr"] = lr
@@ -198,7 +216,11 @@ class Trainer:
         return self.history
 
     def train_one_epoch(self, loader: Iterable) -> dict[str, float]:
-        """One pass over ``loader``, updating the weights after every batch."""
+        """One pass over ``loader``, updating the weights after every batch.
+
+        Returns the *running* ``train_loss`` and ``train_accuracy``: averaged over the epoch's
+        training batches, as trained (augmented, mixed, dropout on), while the weights change.
+        """
         # train(): dropout drops, and batch norm normalises with the batch's own statistics
         # while updating its running averages. evaluate() switches both back with eval().
         self.model.train()
@@ -237,14 +259,28 @@ class Trainer:
             logs["grad_norm"] = grad_norm_meter.compute()
         return logs
 
+    def evaluate(self, loader: Iterable) -> dict[str, float]:
+        """``val_loss``, ``top1_acc`` and ``top5_acc`` on ``loader``, without changing the model."""
+        measured = self._measure(loader, "validating")
+        return {"val_loss": measured["loss"], "top1_acc": measured["top1"], "top5_acc": measured["top5"]}
+
+    def _measure_clean_train(self, loader: Iterable) -> dict[str, float]:
+        """``clean_train_loss`` and ``clean_train_accuracy``: training photos measured as validation is."""
+        was_training = self.model.training
+        measured = self._measure(loader, "measuring training photos")
+        # Put the mode back: without a val_loader the model ends a fit in train mode, as it
+        # always did. (The next epoch's train_one_epoch calls train() in any case.)
+        self.model.train(was_training)
+        return {"clean_train_loss": measured["loss"], "clean_train_accuracy": measured["top1"]}
+
     # torch.no_grad: no graph is recorded for backward, which saves the memory of every
     # intermediate activation and the time to store them. Nothing is learnt here.
     @torch.no_grad()
-    def evaluate(self, loader: Iterable) -> dict[str, float]:
-        """Loss and top-1/top-5 accuracy on ``loader``, without changing the model."""
+    def _measure(self, loader: Iterable, description: str) -> dict[str, float]:
+        """``{"loss", "top1", "top5"}`` on ``loader`` in eval mode: the one path of every measurement."""
         self.model.eval()  # dropout off, batch norm uses its running averages: a deterministic model
         loss_meter, top1_meter, top5_meter = MeanMeter(), MeanMeter(), MeanMeter()
-        for x, y in self._progress_bar(loader, "validating"):
+        for x, y in self._progress_bar(loader, description):
             x, y = self._to_device(x), y.to(self.device, non_blocking=True)
             with self._autocast():
                 logits = self.forward_model(x)  # (B, C)
@@ -253,7 +289,7 @@ class Trainer:
             loss_meter.update(loss, y.shape[0])
             top1_meter.update(accuracy[1], y.shape[0])
             top5_meter.update(accuracy[5], y.shape[0])
-        return {"val_loss": loss_meter.compute(), "top1_acc": top1_meter.compute(), "top5_acc": top5_meter.compute()}
+        return {"loss": loss_meter.compute(), "top1": top1_meter.compute(), "top5": top5_meter.compute()}
 
     @torch.no_grad()
     def predict(self, loader: Iterable) -> Tensor:
@@ -301,7 +337,8 @@ class Trainer:
     def epoch_line(self) -> str:
         """``Epoch 3/12 - 4.1s - train_loss: 0.98 - ... - top5_acc: 1.00`` for the current logs."""
         parts = [f"Epoch {self.epoch}/{self.epochs}", f"{self.logs['seconds']:.1f}s"]
-        parts += [f"{key}: {self.logs[key]:.2f}" for key in EPOCH_LINE_KEYS if key in self.logs]
+        shown = [key for key in EPOCH_LINE_KEYS if key in self.logs]
+        parts += [f"{EPOCH_LINE_NAMES.get(key, key)}: {self.logs[key]:.2f}" for key in shown]
         return " - ".join(parts)
 
     def _start(self, epochs: int, resume_from: str | Path | None) -> int:
