@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from ldl.train.callbacks import Callback
 from ldl.core.tables import html_table
 from ldl.train.history import History
+from ldl.train.seed_stats import average_rows, ensemble_accuracy, format_mean_sd, is_clear, paired_difference
 from ldl.train.trainer import Trainer
 
 # What RunConfig.build returns: the model, its optimizer, and the loss (None: cross-entropy).
@@ -65,35 +66,95 @@ class Comparison:
     """The results of :func:`run_grid`, keyed by run name, in the order the runs were given.
 
     Attributes:
-        histories: each run's :class:`~ldl.train.history.History`.
-        models: each trained model, on the CPU (e.g. for ``plots.plot_weight_histograms``).
-        seconds: each run's wall time, building and training.
+        histories: each run's :class:`~ldl.train.history.History` (with several seeds: the first seed's).
+        models: each trained model, on the CPU (e.g. for ``plots.plot_weight_histograms``); the first seed's.
+        seconds: each run's wall time, building and training (the first seed's).
         callbacks: each run's callbacks, after the fit (e.g. a ``BatchNormStats`` and its records).
+        seeds: the seeds every configuration ran with, in order.
+        seed_histories, seed_models, seed_seconds: per run name, one entry per seed, in the order of ``seeds``.
     """
 
     histories: dict[str, History] = field(default_factory=dict)
     models: dict[str, nn.Module] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     callbacks: dict[str, list[Callback]] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=list)
+    seed_histories: dict[str, list[History]] = field(default_factory=dict)
+    seed_models: dict[str, list[nn.Module]] = field(default_factory=dict)
+    seed_seconds: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def gap_kind(self) -> str:
+        """``"clean"`` when every run logged ``clean_train_accuracy`` (``run_grid(..., train_eval_loader=)``), else ``"running"``.
+
+        The clean gap compares train and validation accuracy measured the same way; the
+        running gap uses the training epoch's own accuracy, lowered by dropout and augmentation.
+        """
+        histories = [h for name in self.histories for h in self._seed_histories(name)]
+        clean = histories and all(h.clean_gap() is not None for h in histories)
+        return "clean" if clean else "running"
 
     def row(self, name: str) -> dict[str, Any]:
-        """One run's summary: final train/val accuracy, their gap, the best val accuracy and its epoch."""
-        history = self._history(name)
+        """One run's summary: final train/val accuracy, their gap, the best val accuracy and its epoch.
+
+        With several seeds each number is the mean over seeds, with its sample sd in
+        ``<key>_sd`` and the number of seeds in ``seeds``. ``gap`` is the clean gap when
+        :attr:`gap_kind` is ``"clean"`` (``gap_kind`` says which).
+        """
+        histories = self._seed_histories(name)
+        seconds = self.seed_seconds.get(name) or [self.seconds.get(name, float("nan"))]
+        kind = self.gap_kind
+        rows = [self._seed_row(name, h, s, kind) for h, s in zip(histories, _pad(seconds, len(histories)))]
+        return rows[0] if len(rows) == 1 else average_rows(rows)
+
+    @staticmethod
+    def _seed_row(name: str, history: History, seconds: float, gap_kind: str) -> dict[str, Any]:
         last = history[-1]
         best = history.best("top1_acc", mode="max")
-        return {
+        row = {
             "name": name,
             "train_accuracy": last["train_accuracy"],
             "top1_acc": last["top1_acc"],
             "gap": last["train_accuracy"] - last["top1_acc"],  # > 0: better on photos it has seen
             "best_top1_acc": best["top1_acc"],
             "best_epoch": best["epoch"],
-            "seconds": self.seconds.get(name, float("nan")),
+            "seconds": seconds,
         }
+        if gap_kind == "clean":  # measured like validation: not lowered by dropout or augmentation
+            row["clean_train_accuracy"] = last["clean_train_accuracy"]
+            row["gap"] = history.clean_gap()
+        row["gap_kind"] = gap_kind
+        return row
 
     def table(self) -> list[dict[str, Any]]:
         """One :meth:`row` per run (``pandas.DataFrame(comparison.table())`` makes a data frame)."""
         return [self.row(name) for name in self.histories]
+
+    def difference(self, a: str, b: str, key: str = "top1_acc") -> tuple[float, float]:
+        """The mean and sample sd over seeds of the paired difference ``a - b`` in the final epoch's ``key``.
+
+        Seed k of ``a`` is compared with seed k of ``b``: both started from the same random
+        state, so what is left is the effect and its spread. With one seed the sd is nan.
+        """
+        return paired_difference(self._final(a, key), self._final(b, key))
+
+    def is_clear(self, a: str, b: str, key: str = "top1_acc") -> bool:
+        """Whether ``a`` and ``b`` clearly differ in ``key``: the paired difference's mean exceeds its sd.
+
+        The course's rule: an effect smaller than its spread over seeds is unclear. With
+        one seed there is no spread to compare with, so the answer is False (cannot tell).
+        """
+        return is_clear(*self.difference(a, b, key))
+
+    def ensemble_accuracy(self, name: str, loader: Iterable, device: str | torch.device = "auto") -> float:
+        """Top-1 accuracy on ``loader`` of the run's models over all seeds, their softmax outputs averaged.
+
+        A free extra row: the seeds are trained anyway, and an ensemble is usually at least
+        as good as its members.
+        """
+        self._history(name)  # the KeyError that names the runs
+        models = self.seed_models.get(name) or [self.models[name]]
+        return ensemble_accuracy(models, loader, device)
 
     def epochs_to_reach(self, name: str, value: float, key: str = "top1_acc") -> int | None:
         """The first epoch whose ``key`` is at least ``value``; ``None`` if the run never got there."""
@@ -106,20 +167,31 @@ class Comparison:
     def summary_line(self, name: str) -> str:
         """``baseline: train_accuracy 0.99 - top1_acc 0.68 - gap 0.31 - best top1_acc 0.70 (epoch 6) - 41.2s``."""
         r = self.row(name)
+        cell = _cell_maker(r)
+        gap = "clean gap" if r["gap_kind"] == "clean" else "gap"
+        seeds = f" ({r['seeds']} seeds)" if "seeds" in r else ""
         return (
-            f"{name}: train_accuracy {r['train_accuracy']:.2f} - top1_acc {r['top1_acc']:.2f} - gap {r['gap']:.2f}"
-            f" - best top1_acc {r['best_top1_acc']:.2f} (epoch {r['best_epoch']}) - {r['seconds']:.1f}s"
+            f"{name}{seeds}: train_accuracy {cell('train_accuracy', '.2f')} - top1_acc {cell('top1_acc', '.2f')}"
+            f" - {gap} {cell('gap', '.2f')} - best top1_acc {cell('best_top1_acc', '.2f')}"
+            f" (epoch {cell('best_epoch', '.1f') if seeds else r['best_epoch']}) - {cell('seconds', '.1f')}s"
         )
 
     def _cells(self) -> tuple[list[str], list[list[str]]]:
-        header = ["run", "train acc", "val acc", "gap", "best val acc", "best epoch", "seconds"]
-        rows = [
-            [r["name"], f"{r['train_accuracy']:.3f}", f"{r['top1_acc']:.3f}", f"{r['gap']:+.3f}",
-             f"{r['best_top1_acc']:.3f}", str(r["best_epoch"]), f"{r['seconds']:.1f}"]
-            for r in self.table()
-        ]
-        return header, rows
-
+        rows = self.table()
+        several = any("seeds" in r for r in rows)
+        gap = "clean gap" if self.gap_kind == "clean" else "gap"
+        header = ["run", "train acc", "val acc", gap, "best val acc", "best epoch", "seconds"]
+        cells = []
+        for r in rows:
+            cell = _cell_maker(r)
+            best_epoch = cell("best_epoch", ".1f") if "seeds" in r else str(r["best_epoch"])
+            cells.append([r["name"], cell("train_accuracy", ".3f"), cell("top1_acc", ".3f"), cell("gap", "+.3f"),
+                          cell("best_top1_acc", ".3f"), best_epoch, cell("seconds", ".1f")])
+        if several:  # how many seeds each mean ± sd is over
+            header.insert(1, "seeds")
+            for r, row_cells in zip(rows, cells):
+                row_cells.insert(1, str(r.get("seeds", 1)))
+        return header, cells
     def to_markdown(self) -> str:
         """The table as Markdown, e.g. for a report or ``IPython.display.Markdown``."""
         header, rows = self._cells()
@@ -138,6 +210,27 @@ class Comparison:
         if name not in self.histories:
             raise KeyError(f"No run named {name!r}; the runs are {list(self.histories)}.")
         return self.histories[name]
+
+    def _seed_histories(self, name: str) -> list[History]:
+        """The run's history per seed; a Comparison built by hand has just ``histories``."""
+        return self.seed_histories.get(name) or [self._history(name)]
+
+    def _final(self, name: str, key: str) -> list[float]:
+        """The final epoch's ``key`` of each seed's run."""
+        finals = [history[-1].get(key) for history in self._seed_histories(name)]
+        if any(value is None for value in finals):
+            raise KeyError(f"Run {name!r} has no final {key!r}; it has {self._history(name).keys()}.")
+        return finals
+
+
+def _pad(values: list[float], n: int) -> list[float]:
+    """``values`` stretched to ``n`` entries with nan (a hand-built Comparison may lack per-seed seconds)."""
+    return (list(values) + [float("nan")] * n)[:n]
+
+
+def _cell_maker(row: dict[str, Any]) -> Callable[[str, str], str]:
+    """Formats a row's number as ``mean ± sd`` where the row has an ``<key>_sd``, else the number alone."""
+    return lambda key, spec: format_mean_sd(row[key], row.get(f"{key}_sd"), spec)
 
 
 def _check_configs(configs: Sequence[RunConfig]) -> None:
@@ -165,7 +258,9 @@ def run_grid(
     val_loader: Iterable,
     *,
     epochs: int,
-    seed: int,
+    seed: int | None = None,
+    seeds: Sequence[int] | None = None,
+    train_eval_loader: Iterable | None = None,
     device: str | torch.device = "auto",
     verbose: bool = False,
     progress: bool = True,
@@ -181,12 +276,20 @@ def run_grid(
     unless the runs draw different amounts of randomness while training (dropout layers
     of different sizes, MixUp): then only the same seed, not the same order, is shared.
 
+    With ``seeds=[0, 1, 2]`` every configuration runs once per seed, paired: run k of
+    every configuration starts from seed k, so configurations are compared on the same
+    seeds. The table then shows mean ± sd over seeds, and :meth:`Comparison.is_clear`
+    says whether a difference exceeds its spread.
+
     Args:
         configs: the runs, in the order they are trained (and shown).
         train_loader: the training batches; a config's own ``train_loader`` replaces it.
         val_loader: the validation batches, the same for every run.
         epochs: epochs per run.
-        seed: the random seed every run starts from.
+        seed: the random seed every run starts from (give this or ``seeds``).
+        seeds: several seeds, each configuration run once per seed (give this or ``seed``).
+        train_eval_loader: fixed, unaugmented training batches passed to every fit, so the
+            runs log ``clean_train_accuracy`` and the table shows the clean gap.
         device: ``"auto"`` (GPU if any), ``"cpu"``, ``"cuda"``, ...
         verbose: print the Trainer's line per epoch; a summary line per run is always printed.
         progress: a progress bar over the runs (and the Trainer's over batches).
@@ -199,21 +302,67 @@ def run_grid(
     _check_configs(configs)
     if val_loader is None:
         raise ValueError("run_grid compares validation accuracy: pass a val_loader.")
-    comparison = Comparison()
-    for config in tqdm(configs, desc="runs", disable=not progress):
-        start = time.perf_counter()
-        torch.manual_seed(seed)  # same initial weights where the architectures match
-        model, optimizer, loss_fn = _build(config)
-        callbacks = list(config.callbacks()) if config.callbacks is not None else []
-        trainer = Trainer(model, optimizer=optimizer, loss_fn=loss_fn, device=device,
-                          callbacks=callbacks, progress=progress, verbose=verbose, **trainer_options)
-        torch.manual_seed(seed)  # every fit starts from the same random state (shuffling, dropout)
-        loader = config.train_loader if config.train_loader is not None else train_loader
-        history = trainer.fit(loader, val_loader, epochs=epochs)
-        comparison.histories[config.name] = history
-        comparison.models[config.name] = model.to("cpu")  # its optimizer's state goes with the Trainer
-        comparison.seconds[config.name] = time.perf_counter() - start
-        comparison.callbacks[config.name] = callbacks
+    seed_list = _seed_list(seed, seeds)
+    comparison = Comparison(seeds=seed_list)
+    bar = tqdm(total=len(configs) * len(seed_list), desc="runs", disable=not progress)
+    for config in configs:
+        for run_seed in seed_list:
+            history, model, callbacks, seconds = _run_one(
+                config, train_loader, val_loader, train_eval_loader, epochs=epochs, seed=run_seed,
+                device=device, verbose=verbose, progress=progress, trainer_options=trainer_options)
+            _record(comparison, config.name, history, model, callbacks, seconds)
+            bar.update()
         tqdm.write(comparison.summary_line(config.name))
+    bar.close()
     return comparison
 
+
+def _seed_list(seed: int | None, seeds: Sequence[int] | None) -> list[int]:
+    """The seeds to run: exactly one of ``seed`` and ``seeds`` must be given."""
+    if (seed is None) == (seeds is None):
+        raise ValueError("run_grid needs exactly one of seed=0 (one run per config) or seeds=[0, 1, 2] "
+                         f"(one run per config and seed); got seed={seed!r}, seeds={seeds!r}.")
+    if seeds is not None:
+        seed_list = [int(s) for s in seeds]
+        if not seed_list or len(set(seed_list)) != len(seed_list):
+            raise ValueError(f"seeds must be a non-empty list of distinct seeds; got {list(seeds)!r}.")
+        return seed_list
+    return [seed]
+
+
+def _run_one(
+    config: RunConfig,
+    train_loader: Iterable,
+    val_loader: Iterable,
+    train_eval_loader: Iterable | None,
+    *,
+    epochs: int,
+    seed: int,
+    device: str | torch.device,
+    verbose: bool,
+    progress: bool,
+    trainer_options: dict[str, Any],
+) -> tuple[History, nn.Module, list[Callback], float]:
+    """One configuration trained from one seed: its history, model (on the CPU), callbacks and seconds."""
+    start = time.perf_counter()
+    torch.manual_seed(seed)  # same initial weights where the architectures match
+    model, optimizer, loss_fn = _build(config)
+    callbacks = list(config.callbacks()) if config.callbacks is not None else []
+    trainer = Trainer(model, optimizer=optimizer, loss_fn=loss_fn, device=device,
+                      callbacks=callbacks, progress=progress, verbose=verbose, **trainer_options)
+    torch.manual_seed(seed)  # every fit starts from the same random state (shuffling, dropout)
+    loader = config.train_loader if config.train_loader is not None else train_loader
+    history = trainer.fit(loader, val_loader, epochs=epochs, train_eval_loader=train_eval_loader)
+    model = model.to("cpu")  # its optimizer's state goes with the Trainer
+    return history, model, callbacks, time.perf_counter() - start
+
+
+def _record(comparison: Comparison, name: str, history: History, model: nn.Module,
+            callbacks: list[Callback], seconds: float) -> None:
+    """Adds one seed's run; the first seed's run is also the run's ``histories``/``models``/``callbacks``."""
+    if name not in comparison.histories:
+        comparison.histories[name], comparison.models[name] = history, model
+        comparison.seconds[name], comparison.callbacks[name] = seconds, callbacks
+    comparison.seed_histories.setdefault(name, []).append(history)
+    comparison.seed_models.setdefault(name, []).append(model)
+    comparison.seed_seconds.setdefault(name, []).append(seconds)
