@@ -26,20 +26,12 @@ from ldl.train.callbacks import Callback, ModelCheckpoint  # noqa: E402
 from ldl.train.checkpoint import load_checkpoint  # noqa: E402
 from ldl.train.history import History  # noqa: E402
 from ldl.train.trainer import Trainer  # noqa: E402
+from tests.test_trainer import blobs  # noqa: E402 - the same two Gaussian blobs
 
 CLEAN_LINE = re.compile(
     r"^Epoch (\d+)/(\d+) - \d+\.\d+s - train_loss: \d+\.\d+ - train_accuracy: [01]\.\d+"
     r" - clean_train_acc: [01]\.\d+ - val_loss: \d+\.\d+ - top1_acc: [01]\.\d+ - top5_acc: [01]\.\d+$"
 )
-
-
-def blobs(n_per_class: int = 64, seed: int = 0) -> TensorDataset:
-    """Two Gaussian blobs in 8-D: inputs (N, 8) float32, labels (N,) int64 in {0, 1}."""
-    g = torch.Generator().manual_seed(seed)
-    centre = torch.full((8,), 1.5)
-    x = torch.cat([torch.randn(n_per_class, 8, generator=g) + centre, torch.randn(n_per_class, 8, generator=g) - centre])
-    y = torch.cat([torch.zeros(n_per_class), torch.ones(n_per_class)]).long()
-    return TensorDataset(x, y)
 
 
 class NoisyLoader:

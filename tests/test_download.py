@@ -13,6 +13,8 @@ import random
 import tarfile
 import threading
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -93,18 +95,29 @@ class LoopbackServer:
         return f"{self.base_url}/{name}"
 
 
-@pytest.fixture
-def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
-    httpd.behaviour = Behaviour()  # type: ignore[attr-defined]
+@contextmanager
+def loopback(handler: type[BaseHTTPRequestHandler], **attributes: object) -> Iterator[str]:
+    """Serve ``handler`` on 127.0.0.1 in a thread, ``attributes`` set on the server; yield its base URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    for name, value in attributes.items():
+        setattr(httpd, name, value)  # the handler reads them as self.server.<name>
     # A short poll interval makes shutdown() return quickly at teardown.
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     host, port = httpd.server_address[:2]
-    yield LoopbackServer(f"http://{host}:{port}", httpd.behaviour)  # type: ignore[attr-defined]
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def server():
+    behaviour = Behaviour()
+    with loopback(RangeHandler, behaviour=behaviour) as base_url:
+        yield LoopbackServer(base_url, behaviour)
 
 
 PAYLOAD = random.Random(0).randbytes(50_000)

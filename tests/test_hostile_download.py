@@ -11,11 +11,10 @@ from __future__ import annotations
 import io
 import multiprocessing
 import shutil
-import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from ldl.data import download, on_disk, registry
 from ldl.data.download import download_file
 from ldl.data.file_checks import UnsafeArchive
 from ldl.data.registry import DatasetUnavailable, RemoteFile
-from tests.test_download import TINY_COUNTS, image_members, leftovers, tar_bytes, tiny_spec, zip_bytes
+from tests.test_download import TINY_COUNTS, image_members, leftovers, loopback, tar_bytes, tiny_spec, zip_bytes
 
 GOOD = zip_bytes(image_members("tiny_filtered", TINY_COUNTS))
 HTML = b"<!DOCTYPE html><html><body><h1>Quota exceeded</h1></body></html>\n" * 20
@@ -111,15 +110,9 @@ class Served:
 
 @pytest.fixture
 def hostile_server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), HostileHandler)
-    httpd.hostile = Hostile()  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    host, port = httpd.server_address[:2]
-    yield Served(f"http://{host}:{port}", httpd.hostile)  # type: ignore[attr-defined]
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    hostile = Hostile()
+    with loopback(HostileHandler, hostile=hostile) as base_url:
+        yield Served(base_url, hostile)
 
 
 @pytest.fixture
