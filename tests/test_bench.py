@@ -31,6 +31,85 @@ def test_no_synchronisation_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls == []
 
 
+def test_time_interleaved_runs_rounds_with_a_rotating_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: events.append("sync"))
+    ticks = iter(range(100))
+    steps = {name: (lambda name=name: events.append(name)) for name in "abc"}
+    seconds = bench.time_interleaved(steps, torch.device("cuda"), warmup=1, repeats=3, clock=lambda: float(next(ticks)))
+    # One untimed round, then three timed ones, each starting one step further along,
+    # every timed step between two synchronisations.
+    timed = [event for event in events[3:] if event != "sync"]
+    assert events[:3] == ["a", "b", "c"] and timed == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert events[3:6] == ["sync", "a", "sync"]
+    assert seconds == {"a": [1.0, 1.0, 1.0], "b": [1.0, 1.0, 1.0], "c": [1.0, 1.0, 1.0]}
+    with pytest.raises(ValueError, match="repeats"):
+        bench.time_interleaved(steps, torch.device("cpu"), repeats=0)
+
+
+class SpellClock:
+    """A fake machine: step ``a`` costs 1 s and ``b`` 2 s, five times as much from t=6 s to t=40 s."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def step(self, cost: float) -> None:
+        self.now += cost * (5.0 if 6.0 <= self.now < 40.0 else 1.0)
+
+
+def test_a_slow_spell_skews_one_after_the_other_but_not_interleaved_rounds() -> None:
+    cpu = torch.device("cpu")
+    clock = SpellClock()
+    steps = {"a": lambda: clock.step(1.0), "b": lambda: clock.step(2.0)}
+    # One after the other, b is timed during the spell: it looks 10x slower than a, not 2x.
+    a_alone = bench.time_repeats(steps["a"], cpu, warmup=0, repeats=5, clock=clock)
+    b_alone = bench.time_repeats(steps["b"], cpu, warmup=0, repeats=5, clock=clock)
+    assert statistics.median(b_alone) / statistics.median(a_alone) == pytest.approx(10.0)
+    # In rounds, each round's ratio compares a and b in the same conditions: the median is the truth.
+    clock.now = 0.0
+    seconds = bench.time_interleaved(steps, cpu, warmup=0, repeats=9, clock=clock)
+    ratios = [b / a for a, b in zip(seconds["a"], seconds["b"])]
+    assert statistics.median(ratios) == pytest.approx(2.0)
+
+
+def test_interleaved_throughput_measures_each_network_and_frees_gradients_between_steps() -> None:
+    models = {
+        "small": nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)),
+        "large": nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 3)),
+    }
+    before = {name: [p.detach().clone() for p in model.parameters()] for name, model in models.items()}
+    inference = bench.interleaved_throughput(models, image_size=16, batch_size=4, warmup=1, repeats=3)
+    assert list(inference) == ["small", "large"]
+    for name, result in inference.items():
+        assert len(result.seconds_per_batch) == 3 and result.mode == "inference" and result.peak_memory_mb is None
+        assert result.images_per_s == pytest.approx(4 / statistics.median(result.seconds_per_batch))
+        assert all(torch.equal(a, b) for a, b in zip(before[name], models[name].parameters()))
+        assert not models[name].training
+    training = bench.interleaved_throughput(models, image_size=16, batch_size=4, train=True, warmup=1, repeats=2)
+    for name, model in models.items():
+        assert training[name].mode == "training" and len(training[name].seconds_per_batch) == 2
+        assert not all(torch.equal(a, b) for a, b in zip(before[name], model.parameters()))
+        # Between steps a network holds no gradients, so several can wait their turn in memory.
+        assert all(p.grad is None for p in model.parameters())
+
+
+def test_intra_op_threads_sets_then_restores_the_thread_count() -> None:
+    before = torch.get_num_threads()
+    with bench.intra_op_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="inside"), bench.intra_op_threads(1):
+        raise RuntimeError("inside")  # restored on the way out of an error too
+    assert torch.get_num_threads() == before
+    with bench.intra_op_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="at least 1"), bench.intra_op_threads(0):
+        pass
+
+
 def test_throughput_is_batch_size_over_the_median(monkeypatch: pytest.MonkeyPatch) -> None:
     durations = [0.5, 0.1, 0.2, 0.9, 0.2]  # one slow outlier must not move the result
     monkeypatch.setattr(bench, "time_repeats", lambda step, device, warmup, repeats: list(durations))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 import torch
 import torchvision
@@ -18,7 +20,9 @@ from ldl.measure.compare import (
     compare_models,
     comparison_table,
     published_figures,
+    relative_speeds,
     rows_for_plot,
+    set_finetuned,
 )
 from ldl.models import backbone_spec, create_backbone
 
@@ -46,29 +50,52 @@ def test_published_figures_come_from_the_weights_metadata() -> None:
 
 
 class FakeMeasurer:
-    """Stands in for bench.measure_throughput: fixed speeds, a record of each call, no timing."""
+    """Stands in for bench.measure_throughput and bench.interleaved_throughput: fixed speeds, a record of each call.
 
-    def __init__(self, training_error: BaseException | None = None) -> None:
+    Inference takes 1/100 s per batch; a training step 1/40 s per image. ``training_error`` is
+    raised by the training calls (of the networks named in ``fail``; all of them by default).
+    """
+
+    def __init__(self, training_error: BaseException | None = None, fail: tuple[str, ...] | None = None) -> None:
         self.calls: list[dict[str, object]] = []
-        self.training_error = training_error
+        self.training_error, self.fail = training_error, fail
 
-    def __call__(self, model: torch.nn.Module, *, image_size: int, batch_size: int, train: bool = False,
-                 **settings: object) -> Throughput:
-        self.calls.append({"model": type(model).__name__, "image_size": image_size, "batch_size": batch_size,
-                           "train": train, **settings})
-        if train and self.training_error is not None:
-            raise self.training_error
+    def _result(self, image_size: int, batch_size: int, train: bool, repeats: int) -> Throughput:
         speed, peak = (40.0, 300.0) if train else (100.0 * batch_size, 120.0)
-        return Throughput(images_per_s=speed, seconds_per_batch=[batch_size / speed], batch_size=batch_size,
+        return Throughput(images_per_s=speed, seconds_per_batch=[batch_size / speed] * repeats, batch_size=batch_size,
                           image_size=image_size, device="cpu", mode="training" if train else "inference",
                           peak_memory_mb=peak)
 
+    def _raise(self, names: list[str], train: bool) -> None:
+        if train and self.training_error is not None and (self.fail is None or set(names) & set(self.fail)):
+            raise self.training_error
+
+    def __call__(self, model: torch.nn.Module, *, image_size: int, batch_size: int, train: bool = False,
+                 repeats: int = 5, **settings: object) -> Throughput:
+        self.calls.append({"models": [type(model).__name__], "image_size": image_size, "batch_size": batch_size,
+                           "train": train, "repeats": repeats, "threads": torch.get_num_threads(), **settings})
+        self._raise([type(model).__name__], train)
+        return self._result(image_size, batch_size, train, repeats)
+
+    def interleaved(self, models: dict[str, torch.nn.Module], *, image_size: int, batch_size: int,
+                    train: bool = False, repeats: int = 5, **settings: object) -> dict[str, Throughput]:
+        self.calls.append({"models": list(models), "image_size": image_size, "batch_size": batch_size,
+                           "train": train, "repeats": repeats, "threads": torch.get_num_threads(), **settings})
+        self._raise([type(model).__name__ for model in models.values()], train)
+        return {name: self._result(image_size, batch_size, train, repeats) for name in models}
+
+
+def fake_measurer(monkeypatch: pytest.MonkeyPatch, measurer: FakeMeasurer) -> FakeMeasurer:
+    monkeypatch.setattr(bench, "measure_throughput", measurer)
+    monkeypatch.setattr(bench, "interleaved_throughput", measurer.interleaved)
+    return measurer
+
 
 def test_compare_models_fills_each_row_from_counts_spec_and_measurer(monkeypatch: pytest.MonkeyPatch) -> None:
-    measurer = FakeMeasurer()
-    monkeypatch.setattr(bench, "measure_throughput", measurer)
-    rows = compare_models(SMALL, image_size=64, batch_size=4, train_batch_size=2, repeats=1, warmup=0,
-                          mixed_precision=True, channels_last=True, finetuned_acc={"resnet18": 0.9}, progress=False)
+    measurer = fake_measurer(monkeypatch, FakeMeasurer())
+    rows = compare_models(SMALL, image_size=64, batch_size=4, train_batch_size=2, repeats=5, train_repeats=2,
+                          warmup=0, mixed_precision=True, channels_last=True, finetuned_acc={"resnet18": 0.9},
+                          progress=False)
     assert [row.name for row in rows] == SMALL
     for row in rows:
         spec = backbone_spec(row.name)
@@ -77,29 +104,90 @@ def test_compare_models_fills_each_row_from_counts_spec_and_measurer(monkeypatch
         assert row.macs == bench.count_macs(fresh, 64)
         assert row.imagenet_top1 == spec.imagenet_top1 and row.image_size == 64
         assert row.inference_images_per_s == 400.0 and row.training_images_per_s == 40.0
+        assert row.inference_seconds == [0.01] * 5 and row.training_seconds == [0.05] * 2
         assert row.peak_memory_mb == 300.0  # the larger of the two measurements
-    assert rows[0].finetuned_acc is None and rows[1].finetuned_acc == 0.9
-    # One inference and one training measurement per network, with the settings asked for.
-    assert [(call["model"], call["train"], call["batch_size"]) for call in measurer.calls] == [
-        ("MobileNetV3", False, 4), ("MobileNetV3", True, 2), ("ResNet", False, 4), ("ResNet", True, 2)]
+        assert not row.training_interleaved  # on a CPU: one network at a time
+    assert rows[0].finetuned_acc is None and rows[1].finetuned_acc == 0.9 and rows[1].finetuned_seeds == 1
+    # On a CPU each network's training is timed alone as it is built, the largest (ResNet-18)
+    # first; then one interleaved inference measurement of all, in the order asked for.
+    assert [(call["models"], call["train"], call["batch_size"], call["repeats"]) for call in measurer.calls] == [
+        (["ResNet"], True, 2, 2), (["MobileNetV3"], True, 2, 2), (SMALL, False, 4, 5)]
     assert all(call["image_size"] == 64 and call["mixed_precision"] and call["channels_last"]
-               and call["repeats"] == 1 and call["warmup"] == 0 for call in measurer.calls)
+               and call["warmup"] == 0 for call in measurer.calls)
+
+
+def test_training_is_interleaved_when_asked_and_then_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    measurer = fake_measurer(monkeypatch, FakeMeasurer())
+    rows = compare_models(SMALL, image_size=32, batch_size=2, train_batch_size=2, repeats=3,
+                          interleave_training=True, progress=False)
+    assert [(call["models"], call["train"]) for call in measurer.calls] == [(SMALL, False), (SMALL, True)]
+    assert all(row.training_interleaved for row in rows)
+    assert relative_speeds(rows, "resnet18", mode="training")["mobilenet_v3_small"].median == pytest.approx(1.0)
+    # Timed one at a time, training speeds are not paired, and relative_speeds says so.
+    fake_measurer(monkeypatch, FakeMeasurer())
+    alone = compare_models(SMALL, image_size=32, batch_size=2, train_batch_size=2, repeats=3, progress=False)
+    with pytest.raises(ValueError, match="one network at a time"):
+        relative_speeds(alone, "resnet18", mode="training")
+
+
+def test_threads_apply_to_every_timing_and_are_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = torch.get_num_threads()
+    measurer = fake_measurer(monkeypatch, FakeMeasurer())
+    compare_models(SMALL, image_size=32, batch_size=2, train_batch_size=2, threads=1, progress=False)
+    assert [call["threads"] for call in measurer.calls] == [1, 1, 1]  # two trainings alone, one interleaved inference
+    assert torch.get_num_threads() == before
 
 
 def test_training_speed_is_skipped_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    measurer = FakeMeasurer()
-    monkeypatch.setattr(bench, "measure_throughput", measurer)
+    measurer = fake_measurer(monkeypatch, FakeMeasurer())
     (row,) = compare_models(["mobilenet_v3_small"], image_size=32, batch_size=2, progress=False)
-    assert row.training_images_per_s is None and row.peak_memory_mb == 120.0
+    assert row.training_images_per_s is None and row.peak_memory_mb == 120.0 and row.training_seconds is None
     assert [call["train"] for call in measurer.calls] == [False]
 
 
 def test_out_of_memory_in_training_keeps_the_other_measurements(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bench, "measure_throughput", FakeMeasurer(torch.OutOfMemoryError("CUDA out of memory")))
+    fake_measurer(monkeypatch, FakeMeasurer(torch.OutOfMemoryError("CUDA out of memory")))
     with pytest.warns(UserWarning, match="smaller train_batch_size"):
         rows = compare_models(SMALL, image_size=32, batch_size=2, train_batch_size=64, progress=False)
     assert [row.name for row in rows] == SMALL
     assert all(row.training_images_per_s is None and row.inference_images_per_s == 200.0 for row in rows)
+
+
+def test_when_interleaved_training_does_not_fit_each_network_is_tried_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Together they run out of memory; alone only ResNet-18 does: MobileNet keeps its speed.
+    measurer = fake_measurer(monkeypatch, FakeMeasurer(torch.OutOfMemoryError("CUDA out of memory"), fail=("ResNet",)))
+    with pytest.warns(UserWarning, match="resnet18: out of GPU memory"):
+        rows = compare_models(SMALL, image_size=32, batch_size=2, train_batch_size=64, interleave_training=True,
+                              progress=False)
+    assert [call["models"] for call in measurer.calls if call["train"]] == [SMALL, ["MobileNetV3"], ["ResNet"]]
+    assert rows[0].training_images_per_s == 40.0 and rows[1].training_images_per_s is None
+    assert not any(row.training_interleaved for row in rows)
+
+
+def timed_row(name: str, inference_seconds: list[float]) -> ModelRow:
+    return ModelRow(name, params=1, macs=1, imagenet_top1=70.0, inference_images_per_s=2 / statistics.median(
+        inference_seconds), image_size=224, inference_seconds=inference_seconds)
+
+
+def test_relative_speeds_pair_the_rounds_and_read_their_middle_half() -> None:
+    # Round 2 was a slow spell for both: the paired ratio barely moves. In round 4 MobileNet
+    # alone stalled (a busy CPU): that one ratio strays past 1, the middle half does not.
+    rows = [timed_row("mobilenet_v3_large", [0.1, 0.1, 0.5, 0.1, 2.0]),
+            timed_row("vit_b_16", [1.0, 1.25, 5.0, 0.8, 1.0]),
+            timed_row("resnet50", [0.12, 0.08, 0.55, 0.11, 1.5])]
+    speeds = relative_speeds(rows, "mobilenet_v3_large")
+    vit = speeds["vit_b_16"]
+    assert vit.median == pytest.approx(0.1) and (vit.q1, vit.q3) == pytest.approx((0.1, 0.125))
+    assert (vit.low, vit.high) == pytest.approx((0.08, 2.0)) and vit.rounds == 5
+    assert vit.faster is False and "slower" in str(vit) and "all 0.08–2" in str(vit)
+    assert vit.cell() == "0.1 (0.1–0.125)"
+    close = speeds["resnet50"]  # 0.83, 1.25, 0.91, 0.91, 1.33: the middle half includes 1
+    assert close.q1 < 1 < close.q3 and close.faster is None and "not ranked" in str(close)
+    assert speeds["mobilenet_v3_large"].median == 1.0
+    with pytest.raises(ValueError, match="reference"):
+        relative_speeds(rows, "swin_t")
+    with pytest.raises(ValueError, match="one compare_models call"):
+        relative_speeds([*rows, timed_row("swin_t", [0.3, 0.3])], "mobilenet_v3_large")
 
 
 def test_bad_requests_fail_before_anything_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -115,6 +203,8 @@ def test_bad_requests_fail_before_anything_is_built(monkeypatch: pytest.MonkeyPa
         compare_models(["resnet18"], image_size=64, progress=False, finetuned_acc={"vgg19": 0.8})
     with pytest.raises(ValueError, match="names is empty"):
         compare_models([], image_size=64, progress=False)
+    with pytest.raises(ValueError, match="more than once"):
+        compare_models(["resnet18", "resnet18"], image_size=64, progress=False)
 
 
 def example_rows() -> list[ModelRow]:
@@ -138,6 +228,20 @@ def test_comparison_table_has_the_lesson_columns_and_one_row_per_network() -> No
     assert "| vit_b_16 | 86.568 | 17.564 | 81.070 | 6.200 | - | - | 0.950 |" in markdown
 
 
+def test_the_table_shows_speed_ratios_with_their_range_and_fine_tuning_as_mean_sd() -> None:
+    rows = [timed_row("mobilenet_v3_large", [0.1] * 5), timed_row("vit_b_16", [1.0, 0.8, 1.25, 0.4, 2.0])]
+    set_finetuned(rows, {"vit_b_16": [0.90, 0.92, 0.94]})
+    table = comparison_table(rows, reference="mobilenet_v3_large")
+    ratio = "images/s vs mobilenet_v3_large (IQR)"
+    assert table.columns[table.columns.index("images/s (inference)") + 1] == ratio
+    assert table.row("vit_b_16")[ratio] == "0.1 (0.08–0.125)"
+    assert table.row("vit_b_16")["fine-tuned acc"] == "0.920 ± 0.020 (3 seeds)"
+    assert table.row("mobilenet_v3_large")["fine-tuned acc"] is None and rows[0].finetuned_seeds == 0
+    set_finetuned(rows, {"vit_b_16": [0.9]})  # one seed: a plain number, no spread to show
+    assert rows[1].finetuned_acc == 0.9 and rows[1].finetuned_acc_sd is None
+    assert comparison_table(rows).row("vit_b_16")["fine-tuned acc"] == 0.9
+
+
 def test_plot_rows_feed_the_accuracy_vs_speed_chart() -> None:
     rows = example_rows()
     plotted = rows_for_plot(rows)
@@ -148,6 +252,12 @@ def test_plot_rows_feed_the_accuracy_vs_speed_chart() -> None:
     plt.close(figure)
     with pytest.raises(ValueError, match="inference"):
         rows_for_plot(rows, speed="fastest")
+    # With its rounds kept, a point carries the middle half of the rounds' images/s, drawn as a bar.
+    (timed,) = rows_for_plot([timed_row("vit_b_16", [1.0, 0.5, 2.0, 1.0, 20.0])])
+    assert timed["images_per_s"] == pytest.approx(2.0) and timed["images_per_s_iqr"] == pytest.approx((1.0, 2.0))
+    figure = plots.plot_accuracy_vs_speed([timed])
+    assert len(figure.axes[0].collections) == 2  # the marker and its bar
+    plt.close(figure)
 
 
 def test_published_check_skips_macs_off_224_and_flags_disagreement() -> None:

@@ -52,7 +52,8 @@ def own_profile(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         monkeypatch.setenv("LDL_DATASET", str(folder))
         monkeypatch.setenv("LDL_CACHE", str(tmp_path / "cache"))
         monkeypatch.delenv("LDL_PROFILE", raising=False)
-        return get_profile("cpu", image_size=image_size, batch_size=batch_size, num_workers=0)
+        # No test part: these folders hold a photo or two per class, and the split has its own tests.
+        return get_profile("cpu", image_size=image_size, batch_size=batch_size, num_workers=0, test_fraction=0.0)
 
     return profile
 

@@ -17,6 +17,7 @@ from ldl.measure.inductive_bias import (
     shifted_features,
     translation_sensitivities,
     translation_sensitivity,
+    translation_sensitivity_per_image,
 )
 
 SHIFTS = (1, 2, 4, 8, 16)
@@ -128,6 +129,24 @@ def test_metrics_measure_different_things_and_check_their_input() -> None:
         translation_sensitivity(flatten, images[:1], (4,), metric="vs_other_images", remove_classifier=False)
     with pytest.raises(ValueError, match="metric must be one of"):
         translation_sensitivity(flatten, images, (4,), metric="l2", remove_classifier=False)
+
+
+@pytest.mark.parametrize("metric", ["relative", "cosine", "vs_other_images"])
+def test_per_image_changes_average_to_the_sensitivity_and_show_its_spread(metric: str) -> None:
+    # Image 1 is image 0 with its left half flattened: a shift moves it less, so the two differ.
+    images = smooth_images(batch=3, size=32)
+    images[1, :, :, :16] = 0.0
+    flatten = nn.Flatten()
+    per_image = translation_sensitivity_per_image(flatten, images, (2, 4), metric=metric, remove_classifier=False)
+    mean = translation_sensitivity(flatten, images, (2, 4), metric=metric, remove_classifier=False)
+    for shift in (2, 4):
+        assert len(per_image[shift]) == 3 and per_image[shift][1] != pytest.approx(per_image[shift][0])
+        assert sum(per_image[shift]) / 3 == pytest.approx(mean[shift], rel=1e-6)
+    resnet = torchvision.models.resnet18(num_classes=2)
+    many = translation_sensitivities({"resnet18": resnet}, images, (2, 4), metric=metric, per_image=True)
+    alone = translation_sensitivity_per_image(resnet, images, (2, 4), metric=metric)
+    assert list(many["resnet18"]) == [2, 4]
+    assert all(many["resnet18"][shift] == pytest.approx(alone[shift]) for shift in (2, 4))
 
 
 def test_a_too_large_shift_fails_before_any_forward_pass() -> None:

@@ -8,6 +8,7 @@ code path as the instructor's ``make execute-all``; the tests then read the repo
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -50,79 +51,187 @@ def test_notebook_is_committed_clean(notebook: Path) -> None:
 def test_lesson0_scratch_cnn_overfits_on_real_photos(smoke_report: dict) -> None:
     samples_or_skip("cats_and_dogs_sample")
     metrics = smoke_report["notebooks"]["00_recap_cnn_from_scratch"]["metrics"]
-    assert metrics["dataset"] == "cats_and_dogs_sample"
-    assert metrics["train_val_gap"] == pytest.approx(metrics["train_acc"] - metrics["val_acc"])
-    # The lesson's claim: the network memorises its training photos.
+    assert metrics["dataset"] == "cats_and_dogs_sample" and metrics["seeds"] >= 3
+    # The gap is clean training accuracy minus validation accuracy, both measured in eval mode.
+    assert metrics["train_val_gap"] == pytest.approx(metrics["clean_train_acc"] - metrics["val_acc"])
+    # The lesson's claim: the network memorises its training photos, on every seed alike:
+    # the mean gap is large, and far larger than its spread over seeds.
     assert metrics["train_val_gap"] >= 0.15, metrics
-    assert metrics["val_acc"] > 0.55, "the network should still learn something that generalises"
+    assert metrics["train_val_gap"] - 2 * metrics["train_val_gap_sd"] > 0.1, metrics
+    # ... while it still learns something that holds on test photos (chance is 0.5).
+    assert metrics["test_acc"] - metrics["test_acc_sd"] > 0.55, metrics
 
 
-def test_lesson1_augmentation_at_least_halves_the_gap(smoke_report: dict) -> None:
+def test_lesson1_augmentation_clearly_closes_the_clean_gap(smoke_report: dict) -> None:
     samples_or_skip("cats_and_dogs_sample")
     metrics = smoke_report["notebooks"]["01_data_augmentation"]["metrics"]
-    assert metrics["dataset"] == "cats_and_dogs_sample"
-    # Same network, photos, seed and epochs: the plain run overfits ...
+    assert metrics["dataset"] == "cats_and_dogs_sample" and metrics["seeds"] >= 3
+    # Without augmentation the network memorises: clean training accuracy far above validation.
     assert metrics["gap_without_aug"] >= 0.15, metrics
-    # ... and augmentation at least halves the train/validation gap.
+    # With it, the clean gap (both accuracies measured alike, unaugmented, in eval mode) at
+    # least halves, and the paired change is larger than its spread over seeds.
     assert metrics["gap_with_aug"] <= 0.5 * metrics["gap_without_aug"], metrics
+    assert metrics["gap_change"] + metrics["gap_change_sd"] < 0, metrics
+    # Both training accuracies are on screen (the first seed's final epoch), as numbers in [0, 1].
+    assert 0.5 < metrics["running_train_acc_with_aug"] <= 1 and 0.5 < metrics["clean_train_acc_with_aug"] <= 1, metrics
 
 
-LESSON2_RUNS = ("none", "dropout", "bn", "bn_dropout", "weight_decay", "label_smoothing", "mixup")
+def test_lesson1_test_verdict_is_what_the_numbers_give(smoke_report: dict) -> None:
+    samples_or_skip("cats_and_dogs_sample")
+    metrics = smoke_report["notebooks"]["01_data_augmentation"]["metrics"]
+    change, sd = metrics["test_acc_change"], metrics["test_acc_change_sd"]
+    assert change == pytest.approx(metrics["test_acc_with_aug"] - metrics["test_acc_without_aug"], abs=1e-9)
+    expected = "unclear" if abs(change) <= sd else ("clearly higher" if change > 0 else "clearly lower")
+    assert metrics["test_acc_verdict"] == expected, metrics
+    # The lesson's words allow "higher" or "unclear" on test photos, never a clear loss.
+    assert metrics["test_acc_verdict"] != "clearly lower", metrics
+    for arm in ("without_aug", "with_aug"):
+        assert 0.55 < metrics[f"test_acc_{arm}"] <= 1.0 and 0.55 < metrics[f"ensemble_test_acc_{arm}"] <= 1.0, metrics
 
 
-def test_lesson2_regularisers_measured(smoke_report: dict) -> None:
+LESSON2_REGULARISERS = ("dropout", "bn", "weight_decay", "label_smoothing", "mixup")
+LESSON2_RUNS = ("none", *LESSON2_REGULARISERS)
+
+
+def lesson2(smoke_report: dict) -> dict:
     samples_or_skip("cats_and_dogs_sample")
     metrics = smoke_report["notebooks"]["02_dropout_batchnorm"]["metrics"]
-    assert metrics["dataset"] == "cats_and_dogs_sample"
+    assert metrics["dataset"] == "cats_and_dogs_sample" and metrics["seeds"] >= 3
+    return metrics
+
+
+def test_lesson2_a_regulariser_clearly_narrows_the_clean_gap(smoke_report: dict) -> None:
+    metrics = lesson2(smoke_report)
+    # The baseline memorises: its clean training accuracy ends above validation, by more than
+    # the gap's spread over seeds (its last epochs jump about on a slim network).
+    assert metrics["none_gap"] > max(0.05, metrics["none_gap_sd"]), metrics
+    # At least one regulariser narrows that clean gap by more than the spread of the change over seeds.
+    narrowed = [name for name in LESSON2_REGULARISERS
+                if metrics[f"{name}_gap_change"] + metrics[f"{name}_gap_change_sd"] < 0]
+    assert narrowed, metrics
+
+
+def test_lesson2_every_test_verdict_is_what_its_numbers_give(smoke_report: dict) -> None:
+    metrics = lesson2(smoke_report)
     for name in LESSON2_RUNS:
-        assert 0.0 <= metrics[f"{name}_val_acc"] <= 1.0 and f"{name}_gap" in metrics
-    # Batch norm trains faster: it reaches the plain network's final validation accuracy in at
-    # most half the epochs, or ends at least 0.03 higher.
-    bn_epochs = metrics["bn_epochs_to_plain_acc"]
-    assert (0 < bn_epochs <= metrics["epochs"] / 2) or (
-        metrics["bn_sgd_val_acc"] >= metrics["plain_sgd_val_acc"] + 0.03
-    ), metrics
-    # At least one regulariser cuts the baseline's train/validation gap by a third or more.
-    regularised = [metrics[f"{name}_gap"] for name in ("dropout", "weight_decay", "label_smoothing", "mixup")]
-    assert metrics["none_gap"] > 0.1, "the baseline should overfit"
-    assert min(regularised) <= metrics["none_gap"] * 2 / 3, metrics
-    # Early stopping gives back (nearly) the best model it saw.
+        assert 0.5 < metrics[f"{name}_test_acc"] <= 1.0 and 0.5 < metrics[f"{name}_best_val_acc"] <= 1.0, name
+        if name == "none":
+            continue
+        change, sd = metrics[f"{name}_test_change"], metrics[f"{name}_test_change_sd"]
+        assert change == pytest.approx(metrics[f"{name}_test_acc"] - metrics["none_test_acc"], abs=1e-9), name
+        expected = "unclear" if abs(change) <= sd else ("clearly higher" if change > 0 else "clearly lower")
+        assert metrics[f"{name}_test_verdict"] == expected, (name, metrics)
+    # The winner's curse the lesson shows: the best validation accuracy that picked a recipe
+    # flatters it; the test photos, which had no part in the choice, score it lower.
+    assert metrics["chosen_on_validation"] in LESSON2_RUNS
+    assert metrics["chosen_best_val_acc"] > metrics["chosen_test_acc"], metrics
+
+
+def test_lesson2_batch_norm_speeds_up_sgd_on_every_seed(smoke_report: dict) -> None:
+    metrics = lesson2(smoke_report)
+    # Per seed, batch norm reaches the plain network's final validation accuracy in at most half the epochs.
+    assert 0 < metrics["bn_epochs_to_plain_acc_slowest"] <= metrics["epochs"] / 2, metrics
+
+
+def test_lesson2_l2_inside_adam_is_not_weight_decay(smoke_report: dict) -> None:
+    metrics = lesson2(smoke_report)
+    # Adam + L2: the weight with large gradients is hardly decayed, the other collapses.
+    assert metrics["adam_l2_weight_large_gradients"] > 0.8 and metrics["adam_l2_weight_small_gradients"] < 0.05, metrics
+    # AdamW: both shrink alike, near the plain decay (1 - 0.01 * 0.5) ** 300 = 0.22.
+    for key in ("adamw_weight_large_gradients", "adamw_weight_small_gradients"):
+        assert abs(metrics[key] - 0.995**300) < 0.15, metrics
+
+
+def test_lesson2_early_stopping_gives_back_the_best_model(smoke_report: dict) -> None:
+    metrics = lesson2(smoke_report)
     # It watches the validation loss, so what it must give back is the lowest-loss epoch's model:
     # the restored model scores exactly what that epoch scored (not the highest accuracy seen,
     # which can belong to another epoch).
     assert metrics["early_stopping_restored_val_loss"] == pytest.approx(metrics["early_stopping_best_val_loss"], abs=1e-4)
     assert metrics["early_stopping_restored_val_acc"] == pytest.approx(metrics["early_stopping_best_epoch_val_acc"], abs=1e-6)
     assert metrics["early_stopping_best_epoch_val_acc"] <= metrics["early_stopping_best_val_acc"]
+    assert 0.5 < metrics["early_stopping_test_acc"] <= 1.0, metrics
 
 
 def test_lesson3_vanishing_gradients_and_clipping(smoke_report: dict) -> None:
+    """The 2x2 design (sigmoid/ReLU x naive/matched init), each number the median over 8 batches."""
     samples_or_skip("cats_and_dogs_sample")
     metrics = smoke_report["notebooks"]["03_initialization_and_gradients"]["metrics"]
     assert metrics["depth"] >= 20
-    # Sigmoid with a naive init: the first layer's gradient is at least 1,000 times smaller.
-    assert metrics["grad_ratio_sigmoid_naive"] <= 1e-3, metrics
-    # ReLU with He init: within 10 times (the median over 8 batches; one batch ranges from 1 to 20).
-    assert 0.1 <= metrics["grad_ratio_relu_he"] <= 10, metrics
+    # The activation decides the vanishing: with sigmoid the first layer's gradient is at least
+    # 1,000 times smaller than the last's under the naive init and under Xavier alike (Xavier
+    # lifts it, but not out of the hole); with ReLU it is within 10 times under both
+    # (one batch ranges from 1 to 20, hence the medians).
+    for init in ("naive", "xavier"):
+        assert metrics[f"grad_ratio_sigmoid_{init}"] <= 1e-3, metrics
+    assert metrics["grad_ratio_sigmoid_xavier"] > metrics["grad_ratio_sigmoid_naive"], metrics
+    for init in ("naive", "he"):
+        assert 0.1 <= metrics[f"grad_ratio_relu_{init}"] <= 10, metrics
+    # The initialisation decides the scale: ReLU with N(0, 0.1²) keeps a healthy ratio, but its
+    # last hidden activations and its largest layer gradient are 1,000 times smaller than He's.
+    assert metrics["signal_std_relu_naive"] <= 1e-3 * metrics["signal_std_relu_he"], metrics
+    assert metrics["largest_grad_relu_naive"] <= 1e-3 * metrics["largest_grad_relu_he"], metrics
     # Clipping by norm: no step's gradient was longer than the clipping norm.
     assert metrics["max_norm_after_clip"] <= metrics["clip_norm"] * (1 + 1e-5), metrics
 
 
-def test_lesson4_pretrained_features_beat_scratch_and_fine_tuning_keeps_them(smoke_report: dict) -> None:
+def test_lesson3_relu_halves_the_second_moment_not_the_variance(smoke_report: dict) -> None:
+    samples_or_skip("cats_and_dogs_sample")
+    metrics = smoke_report["notebooks"]["03_initialization_and_gradients"]["metrics"]
+    # A million N(0, 1) samples: E[relu(z)²] / E[z²] = 1/2 (what He's factor 2 makes up for), while
+    # Var(relu(z)) / Var(z) = 1/2 - 1/(2π) ≈ 0.341 and the mean moves to 1/√(2π) ≈ 0.399.
+    assert abs(metrics["relu_second_moment_ratio"] - 0.5) <= 0.01, metrics
+    assert abs(metrics["relu_variance_ratio"] - (0.5 - 1 / (2 * math.pi))) <= 0.01, metrics
+    assert abs(metrics["relu_mean"] - 1 / math.sqrt(2 * math.pi)) <= 0.01, metrics
+
+
+def test_lesson3_tanh_gain_five_thirds_holds_the_spread(smoke_report: dict) -> None:
+    samples_or_skip("cats_and_dogs_sample")
+    metrics = smoke_report["notebooks"]["03_initialization_and_gradients"]["metrics"]
+    # DEPTH tanh layers, Xavier init: at gain 1 the activations' std falls below half of the first
+    # layer's; at tanh's gain 5/3 it keeps at least 3/4 of it, and ends larger than at gain 1.
+    assert metrics["tanh_std_last_gain_1"] <= 0.5 * metrics["tanh_std_first_gain_1"], metrics
+    assert metrics["tanh_std_last_gain_5_3"] >= 0.75 * metrics["tanh_std_first_gain_5_3"], metrics
+    assert metrics["tanh_std_last_gain_5_3"] > metrics["tanh_std_last_gain_1"], metrics
+
+
+def test_lesson4_pretrained_features_beat_scratch_in_the_same_time(smoke_report: dict) -> None:
     samples_or_skip("cats_and_dogs_sample")
     metrics = smoke_report["notebooks"]["04_transfer_learning"]["metrics"]
-    # Frozen EfficientNet-Lite0 features + a linear head, on real photos, offline.
-    assert metrics["features_val_acc"] >= 0.93, metrics
-    # ... at least 0.15 above the scratch CNN, which got at least as much wall time.
-    assert metrics["features_val_acc"] - metrics["scratch_val_acc"] >= 0.15, metrics
-    assert metrics["features_seconds"] <= metrics["scratch_seconds"], metrics
-    # Fine-tuning with differential learning rates loses at most 0.01 against the frozen base.
-    assert metrics["finetune_val_acc"] >= metrics["frozen_val_acc"] - 0.01, metrics
+    assert metrics["seeds"] >= 3 and metrics["head_seeds"] >= 10, metrics
+    # Frozen EfficientNet-Lite0 features + a linear head, on real photos, offline: high on both
+    # held-out parts, one standard deviation below the mean over the seeds.
+    for split in ("val", "test"):
+        assert metrics[f"features_{split}_acc"] - metrics[f"features_{split}_acc_sd"] >= 0.88, metrics
+    # On the test photos, paired over the seeds, they beat the scratch CNN (given the same time,
+    # at most lesson 0's epochs) by at least 0.15 and by more than the difference's spread.
+    difference, spread = metrics["features_minus_scratch_test"], metrics["features_minus_scratch_test_sd"]
+    assert difference >= 0.15 and difference > spread, metrics
+
+
+def test_lesson4_fine_tuning_keeps_what_the_frozen_base_gives(smoke_report: dict) -> None:
+    samples_or_skip("cats_and_dogs_sample")
+    metrics = smoke_report["notebooks"]["04_transfer_learning"]["metrics"]
+    # Fine-tuning with low differential rates is not clearly worse on the test photos than the
+    # frozen base it started from (paired seeds; 0.01, a photo or so, of margin) ...
+    difference, spread = metrics["finetune_minus_frozen_test"], metrics["finetune_minus_frozen_test_sd"]
+    assert difference >= -spread - 0.01, metrics
+    # ... and stays high itself.
+    assert metrics["finetune_test_acc"] - metrics["finetune_test_acc_sd"] >= 0.85, metrics
+
+
+def test_lesson4_rates_exports_and_another_dataset(smoke_report: dict) -> None:
+    samples_or_skip("cats_and_dogs_sample")
+    samples_or_skip("flowers_sample")
+    metrics = smoke_report["notebooks"]["04_transfer_learning"]["metrics"]
     # The rate used lies within 10x of the LR finder's suggestion.
     assert metrics["lr_found"] / 10 <= metrics["lr_used"] <= metrics["lr_found"] * 10, metrics
     assert metrics["export_max_diff"] <= 1e-5, metrics
     assert metrics["onnx_max_diff"] <= 1e-4, metrics  # the dev extras install ONNX Runtime
-    # The same recipe on another domain (the flowers sample, 5 classes: chance is 0.2) learns.
-    assert metrics["also_efficientnet_lite0_on_flowers_sample_finetuned"] >= 0.45, metrics
+    # The same recipe on another domain (the flowers sample, 5 classes: chance is 0.2) learns,
+    # on its test photos, one standard deviation below the mean over the seeds.
+    key = "also_efficientnet_lite0_on_flowers_sample_finetuned_test_acc"
+    assert metrics[key] - metrics[f"{key}_sd"] >= 0.5, metrics
 
 
 LESSON5_MODELS = ("mobilenet_v3_large", "resnet50", "convnext_tiny", "swin_t", "vit_b_16")
@@ -135,6 +244,10 @@ def test_lesson5_front_end_attention_and_counts(smoke_report: dict) -> None:
     # ViT's front end built by hand gives torchvision's tokens, and attention maps are distributions.
     assert metrics["vit_front_end_rel_diff"] <= 1e-5, metrics
     assert metrics["attention_sum_max_error"] <= 1e-4, metrics
+    # Self-attention is permutation-equivariant: shuffled tokens give the outputs shuffled the same
+    # way (to float rounding), not the same outputs (about 1.3 of the largest output apart).
+    assert metrics["attention_equivariance_error"] <= 1e-5, metrics
+    assert metrics["attention_invariance_gap"] >= 0.1, metrics
     assert metrics["image_size"] == 224
     for name in LESSON5_MODELS:
         meta = torchvision.models.get_model_weights(name).DEFAULT.meta
@@ -143,19 +256,28 @@ def test_lesson5_front_end_attention_and_counts(smoke_report: dict) -> None:
         assert metrics[f"{name}_macs"] / 1e9 == pytest.approx(meta["_ops"], rel=0.02), name
         assert metrics[f"{name}_images_per_s"] > 0, name
         assert metrics[f"{name}_shift_4px"] >= 0, name
-    # MobileNetV3-Large is by far the cheapest of the five, ViT-B/16 the dearest: it shows in the speed.
-    speeds = {name: metrics[f"{name}_images_per_s"] for name in LESSON5_MODELS}
-    assert max(speeds, key=speeds.get) == "mobilenet_v3_large" and min(speeds, key=speeds.get) == "vit_b_16", speeds
+    # MobileNetV3-Large costs an 80th of ViT-B/16's MACs, and its images/s are several times ViT's:
+    # ViT's images/s over MobileNet's, the median of interleaved rounds timed on one core, was
+    # 0.03 to 0.04 in four runs with other jobs on the same 2 cores (timed once each on all
+    # cores, as before, the same busy machine gave 0.06, 0.1, 1.08 and 2.9). Asserted with a wide
+    # margin, and the notebook's own rule (the rounds' middle half excludes 1). Networks of
+    # similar cost are not ranked.
+    assert metrics["speed_rounds"] >= 3, metrics
+    vit = "vit_b_16_speed_vs_mobilenet_v3_large"
+    assert metrics[f"{vit}_q1"] <= metrics[vit] <= metrics[f"{vit}_q3"], metrics
+    assert metrics[vit] <= 0.25 and metrics[f"{vit}_q3"] <= 0.5, metrics
 
 
 def test_lesson5_fine_tuned_column_is_filled_with_real_accuracies(smoke_report: dict) -> None:
     samples_or_skip("cats_and_dogs_sample")
     metrics = smoke_report["notebooks"]["05_vit_vs_convnext"]["metrics"]
-    finetuned = {name: value for name, value in metrics.items() if name.endswith("_finetuned_acc")}
+    finetuned = {name: value for name, value in metrics.items() if name.endswith("_finetuned_test_acc")}
     assert all(0.0 <= value <= 1.0 for value in finetuned.values()), finetuned
     # Offline, EfficientNet-Lite0 stands in (its weights ship with pip): lesson 4's recipe,
-    # one epoch at 96 px, tells the sample's cats from its dogs (about 0.94 on 2 cores).
-    assert metrics["efficientnet_lite0_finetuned_acc"] >= 0.85, finetuned
+    # one epoch at 96 px, tells the test part of the sample's cats from its dogs (about 0.93).
+    # One network, one seed: nothing is ranked by accuracy in smoke (the gpu profile runs 3 seeds).
+    assert metrics["efficientnet_lite0_finetuned_test_acc"] >= 0.85, finetuned
+    assert metrics["efficientnet_lite0_finetuned_seeds"] >= 1, metrics
 
 
 def test_a_lesson_runs_without_the_sample_photos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,11 +21,13 @@ def test_fast_and_per_sample_pipelines_give_the_same_images(cats_and_dogs_sample
     slow = make_loaders(smoke, fast=False)
     assert fast.classes == slow.classes == ["cats", "dogs"]
     assert fast.dataset == "cats_and_dogs_sample"
-    fast_x = torch.cat([x for x, _ in fast.val])
-    slow_x = torch.cat([x for x, _ in slow.val])
-    fast_y = torch.cat([y for _, y in fast.val])
-    assert fast_x.shape == slow_x.shape == (20, 3, 48, 48)
-    assert fast_y.tolist() == [0] * 10 + [1] * 10
+    # The smoke profile sets half of the held-out photos aside for test: 5 + 5 of 10 + 10.
+    for part in ("val", "test"):
+        fast_x = torch.cat([x for x, _ in getattr(fast, part)])
+        slow_x = torch.cat([x for x, _ in getattr(slow, part)])
+        fast_y = torch.cat([y for _, y in getattr(fast, part)])
+        assert fast_x.shape == slow_x.shape == (10, 3, 48, 48), part
+        assert fast_y.tolist() == [0] * 5 + [1] * 5, part
     # Same photos, decoded at reduced scale (JPEG draft) vs full scale: close, not bit-equal.
     assert (fast_x - slow_x).abs().mean() < 0.1
     assert sum(len(y) for _, y in fast.train) == 40
@@ -101,7 +103,9 @@ def test_ldl_dataset_runs_a_profile_on_ones_own_folder(monkeypatch: pytest.Monke
     assert profile.data.dataset == str(folder.resolve())
     loaders = make_loaders(profile, progress=False)
     assert loaders.dataset == str(folder.resolve()) and loaders.classes == ["apples", "pears"]
-    assert sum(len(y) for _, y in loaders.train) == 8 and sum(len(y) for _, y in loaders.val) == 8
+    assert sum(len(y) for _, y in loaders.train) == 8
+    # The held-out photos, split into validation and test halves.
+    assert sum(len(y) for _, y in loaders.val) == sum(len(y) for _, y in loaders.test) == 4
 
 
 def test_a_wrong_ldl_dataset_folder_is_an_error_that_names_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

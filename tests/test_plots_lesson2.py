@@ -94,3 +94,22 @@ def test_plot_batchnorm_stats_draws_running_lines_and_batch_dots() -> None:
     assert legend == ["channel 1", "channel 3"]
     with pytest.raises(ValueError, match="fit first"):
         plots.plot_batchnorm_stats([])
+
+
+def test_plot_final_accuracy_uses_the_clean_training_accuracy_and_shows_the_spread() -> None:
+    rows = [{"name": "none", "train_accuracy": 0.97, "clean_train_accuracy": 1.0, "clean_train_accuracy_sd": 0.0,
+             "top1_acc": 0.70, "top1_acc_sd": 0.02},
+            {"name": "dropout", "train_accuracy": 0.60, "clean_train_accuracy": 0.90, "clean_train_accuracy_sd": 0.03,
+             "top1_acc": 0.74, "top1_acc_sd": 0.01}]
+    fig = plots.plot_final_accuracy(rows)
+    ax = fig.axes[0]
+    heights = [patch.get_height() for patch in ax.patches]
+    assert heights == pytest.approx([1.0, 0.9, 0.70, 0.74])  # clean, not running (0.97, 0.60)
+    assert [text.get_text() for text in ax.texts] == ["clean gap +0.30", "clean gap +0.16"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["clean train", "validation"]
+    error_bars = [line for container in ax.containers if hasattr(container, "lines") and container.lines
+                  for line in container.lines[2]]
+    assert error_bars, "the sd over seeds is drawn"
+    # One row without a clean number: every bar falls back to the running accuracy, labelled so.
+    fig = plots.plot_final_accuracy([rows[0], {"name": "x", "train_accuracy": 0.5, "top1_acc": 0.5}])
+    assert fig.axes[0].get_legend().get_texts()[0].get_text().startswith("running train")

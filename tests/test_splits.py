@@ -125,10 +125,10 @@ def test_a_bad_test_fraction_is_refused_by_name(fraction: float) -> None:
         get_profile("smoke", test_fraction=fraction)
 
 
-def test_every_preset_has_no_test_part_yet() -> None:
-    # The lessons' validation photos must not change silently: a test part comes in its own step.
-    assert {name: profile.data.test_fraction for name, profile in PROFILES.items()} == {
-        name: 0.0 for name in PROFILES
+def test_every_preset_sets_a_test_part_aside() -> None:
+    # Choices are made on validation and reported once on test: every profile needs both parts.
+    assert all(0.2 <= profile.data.test_fraction <= 0.5 for profile in PROFILES.values()), {
+        name: profile.data.test_fraction for name, profile in PROFILES.items()
     }
 
 
@@ -180,8 +180,17 @@ def photos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def profile(batch_size: int = 4):
-    return get_profile("smoke", image_size=SIZE, batch_size=batch_size)
+def profile(batch_size: int = 4, test_fraction: float = 0.0):
+    # No test part unless a test asks for one: the presets' own (0.5) is checked on its own below.
+    return get_profile("smoke", image_size=SIZE, batch_size=batch_size, test_fraction=test_fraction)
+
+
+def test_the_smoke_profile_sets_half_of_the_held_out_photos_aside(photos: Path) -> None:
+    preset = get_profile("smoke", image_size=SIZE, batch_size=4)
+    loaders = make_loaders(preset, dataset=str(photos), progress=False, **PLAIN)
+    val, test = photo_numbers(loaders.val), photo_numbers(loaders.test)
+    assert sorted(val + test) == list(range(HELD_OUT_START, HELD_OUT_START + 11)) and not set(val) & set(test)
+    assert Counter(labels(loaders.val)) == {0: 3, 1: 2} and Counter(labels(loaders.test)) == {0: 3, 1: 3}
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -279,3 +288,17 @@ def test_unreadable_files_are_left_out_of_every_part(photos: Path, fast: bool) -
     train_eval = photo_numbers(loaders.train_eval)
     assert len(train_eval) == len(val) and set(train_eval) <= set(range(21))
     assert len(loaders.skipped) == 2
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_too_few_held_out_photos_give_no_test_part_and_say_so(tmp_path: Path, fast: bool,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LDL_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "tiny"
+    write_photos(root / "train", {"cats": 4, "dogs": 4}, start=0)
+    write_photos(root / "validation", {"cats": 1, "dogs": 1}, start=HELD_OUT_START)
+    with pytest.warns(UserWarning, match="Too few held-out photos for a test part.*test_fraction=0"):
+        loaders = make_loaders(profile(test_fraction=0.5), dataset=str(root), fast=fast, progress=False, **PLAIN)
+    assert loaders.test is None
+    # Validation keeps the one photo of each class, where every choice is made.
+    assert photo_numbers(loaders.val) == [HELD_OUT_START, HELD_OUT_START + 1]

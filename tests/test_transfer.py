@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 import ldl.recipes.transfer
-from ldl.measure.features import FeatureSet
+from ldl.course.exercises import check_differential_lrs
+from ldl.measure.features import FeatureSet, extract_features
 from ldl.models import WeightsUnavailable
 from ldl.profiles import get_profile
 from ldl.train import LRFinderResult, Trainer, lr_find
@@ -135,6 +136,39 @@ def test_a_given_head_rate_skips_the_range_test_and_runs_are_repeatable(
     assert (first.head_acc, first.finetuned_acc) == (second.head_acc, second.finetuned_acc)
 
 
+def test_seeds_reuse_the_features_and_each_seed_runs_as_it_would_alone(
+    monkeypatch: pytest.MonkeyPatch, synthetic_smoke
+) -> None:
+    extractions: list[int] = []
+
+    def counted(*args: object, **kwargs: object) -> FeatureSet:
+        extractions.append(1)
+        return extract_features(*args, **kwargs)
+
+    monkeypatch.setattr(ldl.recipes.transfer, "extract_features", counted)
+    options = dict(image_size=32, epochs=1, head_epochs=3, head_lr=2e-3)
+    alone = transfer_recipe("efficientnet_lite0", synthetic_smoke, seed=1, **options)
+    extractions.clear()
+    both = transfer_recipe("efficientnet_lite0", synthetic_smoke, seeds=[1, 2], **options)
+    assert len(extractions) == 3, "train, validation and test features, once for every seed"
+    assert alone.seeds == [1] and both.seeds == [1, 2]
+    keys = {"head_acc", "finetuned_acc", "head_test_acc", "finetuned_test_acc"}
+    assert set(both.per_seed) == keys and all(len(values) == 2 for values in both.per_seed.values())
+    # Seed 1's head and fine-tuning do not depend on the seeds after it: paired across recipes.
+    assert {key: both.per_seed[key][0] for key in keys} == {key: alone.per_seed[key][0] for key in keys}
+    assert both.head_acc == pytest.approx(sum(both.per_seed["head_acc"]) / 2)
+    assert both.finetuned_test_acc == pytest.approx(sum(both.per_seed["finetuned_test_acc"]) / 2)
+    assert "2 seeds" in str(both) and "test:" in str(both)
+
+
+def test_the_differential_rates_exercise_starts_from_a_tenth_of_the_head_rate(capsys: pytest.CaptureFixture[str]) -> None:
+    assert check_differential_lrs([3e-6, 3e-5, 3e-4], head_lr=3e-3, factor=10, n_groups=3)
+    # The head's own rate as the fine-tuning peak is what the lesson advises against.
+    capsys.readouterr()
+    assert not check_differential_lrs([3e-5, 3e-4, 3e-3], head_lr=3e-3, factor=10, n_groups=3)
+    assert "a tenth" in capsys.readouterr().out
+
+
 @pytest.fixture
 def no_data(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any attempt to load photos fails the test: errors must come before that work."""
@@ -152,6 +186,9 @@ def test_unknown_backbone_or_impossible_size_is_refused_first(no_data: None) -> 
         transfer_recipe("vit_b_16", smoke, image_size=128)
     with pytest.raises(ValueError, match="head_lr"):
         transfer_recipe("efficientnet_lite0", smoke, head_lr=0.0)
+    for seeds in ([], [1, 1]):
+        with pytest.raises(ValueError, match="seeds"):
+            transfer_recipe("efficientnet_lite0", smoke, seeds=seeds)
 
 
 @pytest.fixture

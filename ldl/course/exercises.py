@@ -151,15 +151,16 @@ def check_he_std(answer: float, fan_in: int) -> bool:
     correct = (2 / fan_in) ** 0.5
     if abs(answer - correct) < 1e-3 * max(1.0, correct):
         print(f"Correct: sqrt(2 / fan_in) = sqrt(2 / {fan_in}) = {correct:.4f}. The 2 makes up for ReLU "
-              "zeroing half of its inputs.")
+              "zeroing the negative half of its inputs, which halves their second moment E[x²].")
         return True
     if abs(answer - (1 / fan_in) ** 0.5) < 1e-3:
-        print("That is sqrt(1 / fan_in), right for a linear layer; ReLU keeps only half the signal's "
-              "variance, so He doubles the variance: the gain is sqrt(2).")
+        print("That is sqrt(1 / fan_in), right for a linear layer; ReLU keeps only half of the signal's "
+              "second moment E[x²], so He doubles the weights' variance: the gain is sqrt(2).")
     elif abs(answer - 2 / fan_in) < 1e-4:
         print("That is the variance; the standard deviation is its square root.")
     else:
-        print("Not quite. He initialisation keeps Var(output) = Var(input) for ReLU: Var(w) = 2 / fan_in.")
+        print("Not quite. He initialisation keeps the pre-activations' variance steady through ReLU layers: "
+              "Var(w) = 2 / fan_in.")
     return False
 
 
@@ -180,20 +181,32 @@ def check_head_parameters(answer: int, in_features: int, num_classes: int) -> bo
     return False
 
 
-def check_differential_lrs(answer: list[float], base_lr: float, factor: float, n_groups: int) -> bool:
-    """Lesson 4: the learning rates ``param_groups`` gives its chunks, earliest (input side) first."""
+def check_differential_lrs(answer: list[float], head_lr: float, factor: float, n_groups: int) -> bool:
+    """Lesson 4: the fine-tuning rates ``param_groups`` gives its chunks, earliest (input side) first.
+
+    As the lesson fine-tunes: ``base_lr`` is a tenth of the head's rate from the LR range test
+    (``head_lr``), the chunk next to the output gets it, each earlier chunk ``factor`` times less.
+    """
+    base_lr = head_lr / 10
     correct = [base_lr / factor ** (n_groups - 1 - i) for i in range(n_groups)]
-    close = len(answer) == n_groups and all(abs(a - c) <= 1e-6 * c for a, c in zip(answer, correct))
-    if close:
+
+    def matches(rates: list[float]) -> bool:
+        return len(answer) == n_groups and all(abs(a - c) <= 1e-6 * c for a, c in zip(answer, rates))
+
+    if matches(correct):
         print(f"Correct: {', '.join(f'{c:.0e}' for c in correct)}. The head learns fastest; the early layers, "
               "whose edge and texture detectors suit any photo, barely move.")
         return True
     if len(answer) != n_groups:
         print(f"Give one rate per chunk: {n_groups} numbers.")
-    elif all(abs(a - c) <= 1e-6 * c for a, c in zip(answer, reversed(correct))):
+    elif matches(list(reversed(correct))):
         print("Reversed: the chunk next to the output gets the full rate; earlier chunks get less.")
+    elif matches([rate * 10 for rate in correct]):
+        print(f"These start from the head's own rate, {head_lr:g}. Fine-tuning peaks at a tenth of it, "
+              f"base_lr = {base_lr:g}, so that the pretrained weights move gently (section 6).")
     else:
-        print(f"Not quite. The last chunk gets base_lr = {base_lr:g}; each earlier one gets {factor:g} times less.")
+        print(f"Not quite. The last chunk gets base_lr = head_lr / 10 = {base_lr:g}; each earlier one gets "
+              f"{factor:g} times less.")
     return False
 
 

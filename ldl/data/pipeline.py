@@ -212,7 +212,20 @@ def _split_cache(
     if test_fraction == 0:
         return cache, None  # every held-out photo, as before there was a test part
     val_part, test_part = split_held_out(held_out, test_fraction)
+    if not test_part.samples:
+        warn_no_test_part(held_out)
+        return cache, None
     return cache_part(cache, held_out, val_part), cache_part(cache, held_out, test_part)
+
+
+def warn_no_test_part(held_out: ImageIndex) -> None:
+    """Every class has at most one held-out photo: it stays in validation, and there is no test part."""
+    warnings.warn(
+        f"Too few held-out photos for a test part in {held_out.root or 'the validation split'} "
+        f"({len(held_out.samples)} photos, at most one per class, and validation keeps one of each): "
+        "loaders.test is None. Add held-out photos, or pass test_fraction=0 to say so.",
+        stacklevel=3,
+    )
 
 
 def cache_samples(index: ImageIndex, cache: TensorCache) -> list[tuple[Path, int]]:
@@ -281,6 +294,9 @@ def _per_sample_loaders(
     val_index, test_index = held_out, None
     if profile.data.test_fraction > 0:
         val_index, test_index = split_held_out(held_out, profile.data.test_fraction)
+        if not test_index.samples:
+            warn_no_test_part(held_out)
+            val_index, test_index = held_out, None
     train_set = RobustImageDataset(train_index, transform=per_sample_transform(profile.data.image_size, augment, mean, std))
     val_set = RobustImageDataset(val_index, transform=plain)
     test_set = RobustImageDataset(test_index, transform=plain) if test_index is not None else None

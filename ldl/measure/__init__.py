@@ -8,7 +8,14 @@
 """
 
 from ldl.measure import bench
-from ldl.measure.compare import check_against_published, compare_models, comparison_table, rows_for_plot
+from ldl.measure.compare import (
+    check_against_published,
+    compare_models,
+    comparison_table,
+    relative_speeds,
+    rows_for_plot,
+    set_finetuned,
+)
 from ldl.measure.export import OnnxModel, UntrustedProgram, check_export, export_onnx, export_program, load_program
 from ldl.measure.features import FeatureSet, extract_features, load_features, save_features
 from ldl.measure.inductive_bias import translation_sensitivities
@@ -27,7 +34,9 @@ __all__ = [
     "extract_features",
     "load_features",
     "load_program",
+    "relative_speeds",
     "rows_for_plot",
     "save_features",
+    "set_finetuned",
     "translation_sensitivities",
 ]

@@ -61,6 +61,7 @@ __all__ = [
     "shifted_features",
     "translation_sensitivities",
     "translation_sensitivity",
+    "translation_sensitivity_per_image",
 ]
 
 # How the strip a shift uncovers is filled: F.pad's modes.
@@ -195,6 +196,40 @@ def shifted_features(
     return base, moved
 
 
+def translation_sensitivity_per_image(
+    model: nn.Module,
+    images: torch.Tensor,
+    shifts: Iterable[int] = (1, 2, 4, 8, 16),
+    *,
+    metric: str = "relative",
+    direction: tuple[int, int] = (1, 0),
+    fill: str = "reflect",
+    remove_classifier: bool = True,
+) -> dict[int, list[float]]:
+    """How much each image's penultimate features change for each shift: ``{shift: [change of image i]}``.
+
+    The spread over the images says how much a mean of a few photos can be trusted: two
+    networks whose ranges overlap are not told apart by these photos. Arguments and
+    yardsticks as in :func:`translation_sensitivity` (for ``"vs_other_images"`` every image's
+    move is divided by the same mean distance between different images' features).
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}; got {metric!r}.")
+    if metric == "vs_other_images" and len(images) < 2:
+        raise ValueError('metric="vs_other_images" compares photos with each other: give at least 2 images.')
+    base, moved = shifted_features(
+        model, images, shifts, direction=direction, fill=fill, remove_classifier=remove_classifier
+    )
+    if metric == "relative":
+        changes = {shift: relative_change(base, features) for shift, features in moved.items()}
+    elif metric == "cosine":
+        changes = {shift: cosine_distance(base, features) for shift, features in moved.items()}
+    else:
+        yardstick = distance_between_images(base).clamp_min(1e-12)
+        changes = {shift: (features - base).norm(dim=1) / yardstick for shift, features in moved.items()}
+    return {shift: [float(value) for value in change] for shift, change in changes.items()}  # each (B,)
+
+
 def translation_sensitivity(
     model: nn.Module,
     images: torch.Tensor,
@@ -222,21 +257,13 @@ def translation_sensitivity(
         fill: how the uncovered strip is filled (see :func:`shift_images`).
 
     Returns:
-        ``{shift: mean change}``, 0 meaning "did not notice the shift".
+        ``{shift: mean change}``, 0 meaning "did not notice the shift". The change of each
+        image: :func:`translation_sensitivity_per_image`.
     """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}; got {metric!r}.")
-    if metric == "vs_other_images" and len(images) < 2:
-        raise ValueError('metric="vs_other_images" compares photos with each other: give at least 2 images.')
-    base, moved = shifted_features(
-        model, images, shifts, direction=direction, fill=fill, remove_classifier=remove_classifier
+    per_image = translation_sensitivity_per_image(
+        model, images, shifts, metric=metric, direction=direction, fill=fill, remove_classifier=remove_classifier
     )
-    if metric == "relative":
-        return {shift: float(relative_change(base, features).mean()) for shift, features in moved.items()}
-    if metric == "cosine":
-        return {shift: float(cosine_distance(base, features).mean()) for shift, features in moved.items()}
-    yardstick = distance_between_images(base).clamp_min(1e-12)
-    return {shift: float((features - base).norm(dim=1).mean() / yardstick) for shift, features in moved.items()}
+    return {shift: sum(changes) / len(changes) for shift, changes in per_image.items()}
 
 
 def translation_sensitivities(
@@ -247,10 +274,16 @@ def translation_sensitivities(
     metric: str = "relative",
     direction: tuple[int, int] = (1, 0),
     fill: str = "reflect",
-) -> dict[str, dict[int, float]]:
-    """:func:`translation_sensitivity` of several backbones on the same images: ``{name: {shift: change}}``."""
+    per_image: bool = False,
+) -> dict[str, dict[int, float]] | dict[str, dict[int, list[float]]]:
+    """:func:`translation_sensitivity` of several backbones on the same images: ``{name: {shift: change}}``.
+
+    ``per_image=True``: every image's change (:func:`translation_sensitivity_per_image`),
+    ``{name: {shift: [change of image i]}}``, to show the spread behind the mean.
+    """
     shifts = list(shifts)
+    measure = translation_sensitivity_per_image if per_image else translation_sensitivity
     return {
-        name: translation_sensitivity(model, images, shifts, metric=metric, direction=direction, fill=fill)
+        name: measure(model, images, shifts, metric=metric, direction=direction, fill=fill)
         for name, model in models.items()
     }

@@ -6,6 +6,7 @@
 - :mod:`ldl.plots.weights`: weights, batch-norm statistics, activations and gradients layer by layer.
 - :mod:`ldl.plots.activations`: how the spread of the activations changes with depth.
 - :mod:`ldl.plots.comparisons`: final accuracies of several runs, accuracy against speed.
+- :mod:`ldl.plots.seeds`: runs repeated over seeds, every seed faint behind the mean; held-out scores.
 
 The functions take plain data (a :class:`ldl.train.History` counts: it is columns per key),
 and the one-panel ones take ``ax=`` to draw on a panel of a larger figure. Most draw with
@@ -33,6 +34,7 @@ from ldl.plots.images import (
     show_patch_grid,
 )
 from ldl.plots.learning_rates import plot_lr_finder, plot_lr_schedule
+from ldl.plots.seeds import plot_held_out, plot_seed_curves
 from ldl.plots.weights import (
     plot_batchnorm_stats,
     plot_clipping,
@@ -56,11 +58,13 @@ __all__ = [
     "plot_early_stopping",
     "plot_final_accuracy",
     "plot_gradient_norms_by_depth",
+    "plot_held_out",
     "plot_layer_histograms",
     "plot_lr_finder",
     "plot_lr_schedule",
     "plot_overfitting",
     "plot_runs",
+    "plot_seed_curves",
     "plot_weight_histograms",
     "plot_whitening",
     "show_attention_overlay",

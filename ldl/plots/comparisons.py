@@ -28,9 +28,15 @@ def plot_final_accuracy(
 ) -> Figure:
     """Bars of final train and validation accuracy per run, the gap written above each pair.
 
+    The training bar is the clean training accuracy when every row has one
+    (``run_grid(..., train_eval_loader=...)``), else the running one, and the legend says
+    which: the running accuracy is lowered by dropout, MixUp and augmentation by construction.
+    With several seeds the bars are means, with the sd as an error bar.
+
     Args:
         comparison_or_rows: a :class:`ldl.train.Comparison`, or rows like its ``table()``:
-            dicts with ``name``, ``train_accuracy`` and ``top1_acc``.
+            dicts with ``name``, ``train_accuracy`` and ``top1_acc`` (optionally
+            ``clean_train_accuracy`` and ``<key>_sd``).
     """
     rows = comparison_or_rows.table() if hasattr(comparison_or_rows, "table") else list(comparison_or_rows)
     if not rows:
@@ -38,12 +44,19 @@ def plot_final_accuracy(
     fig, ax = figure_and_axes(ax, (max(5.0, 1.3 * len(rows) + 2), 4))
     positions = np.arange(len(rows))
     width = 0.38
-    train = np.array([row["train_accuracy"] for row in rows])
+    clean = all("clean_train_accuracy" in row for row in rows)
+    train_key = "clean_train_accuracy" if clean else "train_accuracy"
+    train = np.array([row[train_key] for row in rows])
     val = np.array([row["top1_acc"] for row in rows])
-    ax.bar(positions - width / 2, train, width, label="train", color="tab:blue", alpha=0.6)
-    ax.bar(positions + width / 2, val, width, label="validation", color="tab:orange")
+    train_sd = np.array([row.get(f"{train_key}_sd", 0.0) for row in rows], dtype=float)
+    val_sd = np.array([row.get("top1_acc_sd", 0.0) for row in rows], dtype=float)
+    ax.bar(positions - width / 2, train, width, yerr=np.nan_to_num(train_sd), capsize=3,
+           label="clean train" if clean else "running train (augmented, dropout on)", color="tab:blue", alpha=0.6)
+    ax.bar(positions + width / 2, val, width, yerr=np.nan_to_num(val_sd), capsize=3, label="validation",
+           color="tab:orange")
     for x, t, v in zip(positions, train, val):
-        ax.text(x, max(t, v) + 0.02, f"gap {t - v:+.2f}", ha="center", va="bottom", fontsize=9, color="tab:red")
+        ax.text(x, max(t, v) + 0.04, f"{'clean ' if clean else ''}gap {t - v:+.2f}", ha="center", va="bottom",
+                fontsize=9, color="tab:red")
     ax.set_xticks(positions, [str(row["name"]) for row in rows], rotation=20 if len(rows) > 4 else 0)
     ax.set(ylabel="accuracy", ylim=(0, 1.12), title=title)
     ax.legend(loc="lower right")
@@ -68,7 +81,9 @@ def plot_accuracy_vs_speed(
 
     Args:
         rows: one mapping per network with ``name``, ``top1`` (ImageNet top-1, %),
-            ``images_per_s`` (measured) and ``params`` (count; sets the marker's area).
+            ``images_per_s`` (measured) and ``params`` (count; sets the marker's area);
+            optionally ``images_per_s_iqr``, the ``(first, third)`` quartiles of the images/s
+            over the timed rounds, drawn as a horizontal bar.
     """
     if not rows:
         raise ValueError("rows is empty: measure at least one network.")
@@ -77,6 +92,10 @@ def plot_accuracy_vs_speed(
     accuracies = np.array([float(row["top1"]) for row in rows])
     params = np.array([float(row["params"]) for row in rows])
     ax.scatter(speeds, accuracies, s=20 + 400 * params / params.max(), alpha=0.6, color="C0", edgecolor="k")
+    for row, x, y in zip(rows, speeds, accuracies):
+        if "images_per_s_iqr" in row:
+            low, high = (float(v) for v in row["images_per_s_iqr"])
+            ax.errorbar([x], [y], xerr=[[x - low], [high - x]], fmt="none", ecolor="k", alpha=0.6, capsize=3)
     for row, x, y in zip(rows, speeds, accuracies):
         ax.annotate(str(row["name"]), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_xscale("log")

@@ -116,18 +116,21 @@ class TrainSettings:
     Attributes:
         epochs: training epochs for a lesson's main experiment.
         learning_rate: default learning rate for Adam in the lessons.
+        seeds: how many seeds every compared recipe runs with (paired: the same seeds for
+            each): one run is one draw, and a difference is read against the spread over seeds.
     """
 
     epochs: int
     learning_rate: float = 1e-3
+    seeds: int = 3
 
     def __post_init__(self) -> None:
-        raise_problems(check_positive_ints(self, "epochs") + check_positive_numbers(self, "learning_rate"))
+        raise_problems(check_positive_ints(self, "epochs", "seeds") + check_positive_numbers(self, "learning_rate"))
 
 
 @dataclass(frozen=True)
 class GridSettings:
-    """The recap CNN when a lesson trains a grid of configurations (lesson 2 trains nine).
+    """The recap CNN when a lesson trains many runs: lesson 1's two recipes and lesson 2's grid, each over several seeds.
 
     Attributes:
         widths: its four conv widths, small enough for the whole grid to fit the budget.
@@ -170,8 +173,6 @@ class TransferSettings:
         epochs: epochs of each transfer-learning step (head, fine-tuning).
         also: further (backbone, dataset) pairs the lesson runs after the main one, e.g.
             VGG19 on Flowers-102 where a GPU makes it affordable.
-        scratch_budget_s: wall time given to the scratch CNN, the baseline that the pretrained
-            network must beat in no more time.
         speed_models: networks whose speed the lesson measures on the student's device.
     """
 
@@ -179,11 +180,10 @@ class TransferSettings:
     image_size: int = 128
     epochs: int = 2
     also: tuple[tuple[str, str], ...] = ()
-    scratch_budget_s: float = 60.0
     speed_models: tuple[str, ...] = ("mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_lite0", "resnet50", "vgg19")
 
     def __post_init__(self) -> None:
-        problems = check_positive_ints(self, "image_size", "epochs") + check_positive_numbers(self, "scratch_budget_s")
+        problems = check_positive_ints(self, "image_size", "epochs")
         raise_problems(problems)
 
 

@@ -14,6 +14,7 @@ from ldl.train.metrics import MeanMeter, topk_accuracy, topk_correct
 from ldl.train.trainer import Trainer
 from ldl.train.callbacks import BatchNormStats
 from ldl.train.grid import Comparison, RunConfig, run_grid
+from ldl.train.held_out import HeldOutScores
 from ldl.train.regularizers import PenalizedLoss, decay_param_groups, penalized_parameters, smooth_labels
 from ldl.train.callbacks import GradientStats, NonFiniteGuard
 # lesson 4: transfer learning
@@ -40,6 +41,7 @@ __all__ = [
     # lesson 2: regularisation
     "BatchNormStats",
     "Comparison",
+    "HeldOutScores",
     "PenalizedLoss",
     "RunConfig",
     "decay_param_groups",

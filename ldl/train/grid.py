@@ -29,8 +29,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ldl.train.callbacks import Callback
+from ldl.train.callbacks import Callback, EarlyStopping
 from ldl.core.tables import html_table
+from ldl.train.held_out import HeldOutScores, score_models
 from ldl.train.history import History
 from ldl.train.seed_stats import average_rows, ensemble_accuracy, format_mean_sd, is_clear, paired_difference
 from ldl.train.trainer import Trainer
@@ -72,6 +73,8 @@ class Comparison:
         callbacks: each run's callbacks, after the fit (e.g. a ``BatchNormStats`` and its records).
         seeds: the seeds every configuration ran with, in order.
         seed_histories, seed_models, seed_seconds: per run name, one entry per seed, in the order of ``seeds``.
+        chosen_epochs: with ``run_grid(..., keep_best=...)``, per run name the epoch each seed's
+            model was restored to (its best validation epoch); empty otherwise.
     """
 
     histories: dict[str, History] = field(default_factory=dict)
@@ -82,6 +85,7 @@ class Comparison:
     seed_histories: dict[str, list[History]] = field(default_factory=dict)
     seed_models: dict[str, list[nn.Module]] = field(default_factory=dict)
     seed_seconds: dict[str, list[float]] = field(default_factory=dict)
+    chosen_epochs: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def gap_kind(self) -> str:
@@ -133,6 +137,8 @@ class Comparison:
     def difference(self, a: str, b: str, key: str = "top1_acc") -> tuple[float, float]:
         """The mean and sample sd over seeds of the paired difference ``a - b`` in the final epoch's ``key``.
 
+        ``key="clean_gap"`` compares the clean gaps (clean training minus validation accuracy).
+
         Seed k of ``a`` is compared with seed k of ``b``: both started from the same random
         state, so what is left is the effect and its spread. With one seed the sd is nan.
         """
@@ -155,6 +161,29 @@ class Comparison:
         self._history(name)  # the KeyError that names the runs
         models = self.seed_models.get(name) or [self.models[name]]
         return ensemble_accuracy(models, loader, device)
+
+    def score(
+        self,
+        loader: Iterable,
+        *,
+        split: str = "test",
+        baseline: str | None = None,
+        ensemble: bool = False,
+        device: str | torch.device = "auto",
+    ) -> HeldOutScores:
+        """Every run's models, one per seed, measured once on ``loader``: top-1 accuracy per run and seed.
+
+        With ``run_grid(..., keep_best="top1_acc")`` the models hold the weights of their best
+        validation epoch: the epoch was chosen on validation, and ``loader`` (the test part)
+        reports it without having been looked at. ``baseline`` (default: the first run) is
+        what the others are compared with; ``ensemble=True`` adds the accuracy of each run's
+        seeds' models averaged.
+        """
+        models = {name: self.seed_models.get(name) or [self.models[name]] for name in self.histories}
+        scores = score_models(models, loader, self.seeds or [0], split=split, baseline=baseline, device=device)
+        if ensemble:
+            scores.ensemble = {name: ensemble_accuracy(run_models, loader, device) for name, run_models in models.items()}
+        return scores
 
     def epochs_to_reach(self, name: str, value: float, key: str = "top1_acc") -> int | None:
         """The first epoch whose ``key`` is at least ``value``; ``None`` if the run never got there."""
@@ -216,7 +245,12 @@ class Comparison:
         return self.seed_histories.get(name) or [self._history(name)]
 
     def _final(self, name: str, key: str) -> list[float]:
-        """The final epoch's ``key`` of each seed's run."""
+        """The final epoch's ``key`` of each seed's run; ``"clean_gap"``: each run's ``History.clean_gap()``."""
+        if key == "clean_gap":
+            finals = [history.clean_gap() for history in self._seed_histories(name)]
+            if any(value is None for value in finals):
+                raise KeyError(f"Run {name!r} has no clean gap: pass train_eval_loader= to run_grid.")
+            return finals
         finals = [history[-1].get(key) for history in self._seed_histories(name)]
         if any(value is None for value in finals):
             raise KeyError(f"Run {name!r} has no final {key!r}; it has {self._history(name).keys()}.")
@@ -261,6 +295,7 @@ def run_grid(
     seed: int | None = None,
     seeds: Sequence[int] | None = None,
     train_eval_loader: Iterable | None = None,
+    keep_best: str | None = None,
     device: str | torch.device = "auto",
     verbose: bool = False,
     progress: bool = True,
@@ -290,9 +325,16 @@ def run_grid(
         seeds: several seeds, each configuration run once per seed (give this or ``seed``).
         train_eval_loader: fixed, unaugmented training batches passed to every fit, so the
             runs log ``clean_train_accuracy`` and the table shows the clean gap.
+        keep_best: a validation metric, ``"top1_acc"`` (highest wins) or ``"val_loss"``
+            (lowest wins): every run trains all ``epochs``, then its model gets back the weights
+            of its best epoch by that metric (``Comparison.chosen_epochs`` says which). Each
+            recipe is then compared at its own best epoch, chosen on validation, and
+            ``Comparison.score(loaders.test)`` reports it on photos the choice never saw.
         device: ``"auto"`` (GPU if any), ``"cpu"``, ``"cuda"``, ...
         verbose: print the Trainer's line per epoch; a summary line per run is always printed.
-        progress: a progress bar over the runs (and the Trainer's over batches).
+        progress: a progress bar over the runs. The runs' own Trainers show none: a grid of
+            dozens of runs would print hundreds of bars (and a notebook's output would lag
+            behind); the bar over the runs and one summary line per configuration say enough.
         trainer_options: further keyword arguments for every run's
             :class:`~ldl.train.trainer.Trainer`, e.g. ``channels_last=True``.
 
@@ -303,14 +345,21 @@ def run_grid(
     if val_loader is None:
         raise ValueError("run_grid compares validation accuracy: pass a val_loader.")
     seed_list = _seed_list(seed, seeds)
+    if keep_best not in (None, "top1_acc", "val_loss"):
+        raise ValueError(f"keep_best must be None, 'top1_acc' or 'val_loss' (the metric that picks each run's "
+                         f"best validation epoch); got {keep_best!r}.")
     comparison = Comparison(seeds=seed_list)
     bar = tqdm(total=len(configs) * len(seed_list), desc="runs", disable=not progress)
     for config in configs:
         for run_seed in seed_list:
+            keeper = _best_epoch_keeper(keep_best, epochs)
             history, model, callbacks, seconds = _run_one(
                 config, train_loader, val_loader, train_eval_loader, epochs=epochs, seed=run_seed,
-                device=device, verbose=verbose, progress=progress, trainer_options=trainer_options)
+                device=device, verbose=verbose, trainer_options=trainer_options,
+                extra_callbacks=[keeper] if keeper is not None else [])
             _record(comparison, config.name, history, model, callbacks, seconds)
+            if keeper is not None:
+                comparison.chosen_epochs.setdefault(config.name, []).append(keeper.best_epoch)
             bar.update()
         tqdm.write(comparison.summary_line(config.name))
     bar.close()
@@ -330,6 +379,14 @@ def _seed_list(seed: int | None, seeds: Sequence[int] | None) -> list[int]:
     return [seed]
 
 
+def _best_epoch_keeper(keep_best: str | None, epochs: int) -> EarlyStopping | None:
+    """An EarlyStopping that never stops (patience: the whole fit) but restores the best epoch."""
+    if keep_best is None:
+        return None
+    return EarlyStopping(monitor=keep_best, mode="max" if keep_best == "top1_acc" else "min",
+                         patience=epochs + 1, restore_best=True)
+
+
 def _run_one(
     config: RunConfig,
     train_loader: Iterable,
@@ -340,16 +397,20 @@ def _run_one(
     seed: int,
     device: str | torch.device,
     verbose: bool,
-    progress: bool,
     trainer_options: dict[str, Any],
+    extra_callbacks: Sequence[Callback] = (),
 ) -> tuple[History, nn.Module, list[Callback], float]:
-    """One configuration trained from one seed: its history, model (on the CPU), callbacks and seconds."""
+    """One configuration trained from one seed: its history, model (on the CPU), callbacks and seconds.
+
+    ``extra_callbacks`` run after the config's own (the keeper of the best epoch restores last).
+    """
     start = time.perf_counter()
     torch.manual_seed(seed)  # same initial weights where the architectures match
     model, optimizer, loss_fn = _build(config)
     callbacks = list(config.callbacks()) if config.callbacks is not None else []
     trainer = Trainer(model, optimizer=optimizer, loss_fn=loss_fn, device=device,
-                      callbacks=callbacks, progress=progress, verbose=verbose, **trainer_options)
+                      callbacks=[*callbacks, *extra_callbacks], progress=False, verbose=verbose,
+                      **trainer_options)
     torch.manual_seed(seed)  # every fit starts from the same random state (shuffling, dropout)
     loader = config.train_loader if config.train_loader is not None else train_loader
     history = trainer.fit(loader, val_loader, epochs=epochs, train_eval_loader=train_eval_loader)
