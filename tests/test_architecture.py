@@ -29,9 +29,10 @@ ALLOWED: dict[str, set[str]] = {
     "train": {"core"},
     "plots": {"core", "nn"},
     "measure": {"core", "models", "train"},
+    "generalisation": {"core"},
     "recipes": {"core", "profiles", "data", "augment", "models", "train", "measure"},
     "widgets": {"core", "augment", "nn", "plots"},
-    "course": {"core", "profiles", "data", "augment", "models", "nn", "train", "measure", "recipes"},
+    "course": {"core", "profiles", "data", "augment", "models", "nn", "train", "measure", "generalisation", "recipes"},
 }
 # Old module paths that forward to their new home for one release.
 MOVED = {

@@ -93,11 +93,16 @@ LESSON2_REGULARISERS = ("dropout", "bn", "weight_decay", "label_smoothing", "mix
 LESSON2_RUNS = ("none", *LESSON2_REGULARISERS)
 
 
-def lesson2(smoke_report: dict) -> dict:
+def seeded_metrics(smoke_report: dict, notebook: str) -> dict:
+    """A lesson's metrics, measured on the sample photos over at least 3 seeds (skips without the photos)."""
     samples_or_skip("cats_and_dogs_sample")
-    metrics = smoke_report["notebooks"]["02_dropout_batchnorm"]["metrics"]
+    metrics = smoke_report["notebooks"][notebook]["metrics"]
     assert metrics["dataset"] == "cats_and_dogs_sample" and metrics["seeds"] >= 3
     return metrics
+
+
+def lesson2(smoke_report: dict) -> dict:
+    return seeded_metrics(smoke_report, "02_dropout_batchnorm")
 
 
 def test_lesson2_a_regulariser_clearly_narrows_the_clean_gap(smoke_report: dict) -> None:
@@ -195,6 +200,28 @@ def test_lesson3_tanh_gain_five_thirds_holds_the_spread(smoke_report: dict) -> N
     assert metrics["tanh_std_last_gain_5_3"] > metrics["tanh_std_last_gain_1"], metrics
 
 
+def test_lesson3_skip_connections_symmetry_and_dead_units(smoke_report: dict) -> None:
+    samples_or_skip("cats_and_dogs_sample")
+    metrics = smoke_report["notebooks"]["03_initialization_and_gradients"]["metrics"]
+    assert metrics["seeds"] >= 3
+    # Skip connections: the same sigmoid + Xavier network, whose first-layer gradient vanishes
+    # when plain, keeps it within a factor of 1,000 of the last's, a million times more than plain.
+    assert metrics["grad_ratio_sigmoid_plain"] <= 1e-3, metrics
+    assert metrics["grad_ratio_sigmoid_skip"] >= 1e-3, metrics
+    assert metrics["grad_ratio_sigmoid_skip"] >= 1e6 * metrics["grad_ratio_sigmoid_plain"], metrics
+    # Symmetry: after training from a constant, every hidden unit still has the same weights
+    # (on every seed); from He's random start they differ.
+    assert metrics["unit_spread_constant"] <= 1e-6, metrics
+    assert metrics["unit_spread_random"] >= 0.01, metrics
+    # Dead ReLUs, over the seeds: a sensible rate leaves few dead units; a rate 50 times too large
+    # kills many, by more than the spread over seeds; negative biases kill many from the start.
+    assert metrics["dead_units_good_lr"] <= 0.1, metrics
+    assert metrics["dead_units_large_lr"] >= 0.3, metrics
+    assert (metrics["dead_units_large_lr"] - metrics["dead_units_good_lr"]
+            > metrics["dead_units_large_lr_sd"] + metrics["dead_units_good_lr_sd"]), metrics
+    assert metrics["dead_units_bad_init"] >= 0.3, metrics
+
+
 def test_lesson4_pretrained_features_beat_scratch_in_the_same_time(smoke_report: dict) -> None:
     samples_or_skip("cats_and_dogs_sample")
     metrics = smoke_report["notebooks"]["04_transfer_learning"]["metrics"]
@@ -278,6 +305,72 @@ def test_lesson5_fine_tuned_column_is_filled_with_real_accuracies(smoke_report: 
     # One network, one seed: nothing is ranked by accuracy in smoke (the gpu profile runs 3 seeds).
     assert metrics["efficientnet_lite0_finetuned_test_acc"] >= 0.85, finetuned
     assert metrics["efficientnet_lite0_finetuned_seeds"] >= 1, metrics
+
+
+def lesson6(smoke_report: dict) -> dict:
+    return seeded_metrics(smoke_report, "06_generalisation")
+
+
+def test_lesson6_a_held_out_score_is_an_estimate_and_choosing_flatters_it(smoke_report: dict) -> None:
+    metrics = lesson6(smoke_report)
+    # The spread of a held-out accuracy over random held-out sets follows sqrt(p(1-p)/n), at every size.
+    ratios = {name: value for name, value in metrics.items() if name.startswith("spread_ratio_n")}
+    assert len(ratios) >= 3 and all(0.75 <= ratio <= 1.25 for ratio in ratios.values()), ratios
+    # The best of 50 candidates on validation scores higher there than on test, on average over the
+    # draws: the mean optimism exceeds twice its standard error.
+    standard_error = metrics["optimism_sd"] / math.sqrt(metrics["optimism_draws"])
+    assert metrics["optimism"] > 2 * standard_error, metrics
+
+
+def test_lesson6_more_photos_help_and_capacity_trades_under_for_overfitting(smoke_report: dict) -> None:
+    metrics = lesson6(smoke_report)
+    counts = [int(count) for count in metrics["learning_curve_counts"].split(",")]
+    fewest, most = (f"learning_curve_test_acc_{count}" for count in (counts[0], counts[-1]))
+    assert metrics[most] - metrics[fewest] > metrics[f"{most}_sd"] + metrics[f"{fewest}_sd"], metrics
+    widths = [int(width) for width in metrics["capacity_widths"].split(",")]
+    train = [metrics[f"capacity_train_loss_{width}"] for width in widths]
+    val = [metrics[f"capacity_val_loss_{width}"] for width in widths]
+    # More units always fit the training photos better (clean loss, eval mode) ...
+    assert all(later < earlier for earlier, later in zip(train, train[1:])), train
+    # ... while the validation loss has its lowest point below the widest network, and rises past it by
+    # more than the spread over seeds of both ends: overfitting on the right.
+    lowest = val.index(min(val))
+    assert lowest < len(widths) - 1, val
+    widest = widths[-1]
+    assert (val[-1] - val[lowest] > metrics[f"capacity_val_loss_{widest}_sd"]
+            + metrics[f"capacity_val_loss_{widths[lowest]}_sd"]), metrics
+    # The clean gap widens from the narrowest network to the widest.
+    assert metrics[f"capacity_clean_gap_{widest}"] > metrics[f"capacity_clean_gap_{widths[0]}"] + 0.1, metrics
+
+
+def test_lesson6_random_labels_are_memorised_and_learn_nothing(smoke_report: dict) -> None:
+    metrics = lesson6(smoke_report)
+    assert metrics["memorised_train_acc"] >= 0.95, metrics
+    assert abs(metrics["memorised_val_acc"] - metrics["chance"]) <= 0.1, metrics
+
+
+def test_lesson6_double_descent_peaks_at_the_threshold(smoke_report: dict) -> None:
+    metrics = lesson6(smoke_report)
+    threshold = metrics["dd_threshold"]
+    assert abs(metrics["dd_clean_peak_count"] - threshold) <= 0.15 * threshold, metrics
+    # The second descent: with clean labels, past the threshold the error falls below the best of
+    # the classical (underparameterised) regime, and far below the peak.
+    assert metrics["dd_clean_best_beyond"] < metrics["dd_clean_best_below"], metrics
+    assert metrics["dd_clean_best_beyond"] < 0.5 * metrics["dd_clean_peak_error"], metrics
+    # Flipped labels raise the error around the threshold by more than the spread over seeds.
+    assert (metrics["dd_noisy_near_threshold"] - metrics["dd_clean_near_threshold"]
+            > metrics["dd_noisy_near_threshold_sd"] + metrics["dd_clean_near_threshold_sd"]), metrics
+    # Exercise 1: half the photos, and the peak moves to half the features.
+    half = metrics["dd_half_threshold"]
+    assert abs(metrics["dd_half_peak_count"] - half) <= 0.15 * half, metrics
+
+
+def test_lesson6_ensembles_beat_their_members(smoke_report: dict) -> None:
+    metrics = lesson6(smoke_report)
+    widths = metrics["capacity_widths"].split(",")
+    gains = [metrics[f"ensemble_gain_{width}"] for width in widths]
+    # On test photos, the ensemble of each width's seeds beats its members' mean at most widths, and on average.
+    assert sum(gain > 0 for gain in gains) > len(gains) / 2 and sum(gains) > 0, gains
 
 
 def test_a_lesson_runs_without_the_sample_photos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

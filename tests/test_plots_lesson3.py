@@ -71,3 +71,11 @@ def test_gradient_norms_one_curve_per_scheme_on_a_log_axis() -> None:
     assert list(lines[1].get_ydata()) == pytest.approx([layer["grad_norm"] for layer in stats["vanishing"]])
     fig2 = plot_gradient_norms_by_depth(stats, key="activation_std")
     assert fig2.axes[0].get_ylabel() == "activation_std"
+
+
+def test_fractions_by_depth_on_a_linear_axis_keep_zero() -> None:
+    stats = {name: [{"dead_units": value} for value in values]
+             for name, values in {"good rate": [0.0, 0.0, 0.1], "too large": [0.5, 0.8, 1.0]}.items()}
+    ax = plot_gradient_norms_by_depth(stats, key="dead_units", log_scale=False).axes[0]
+    assert ax.get_yscale() == "linear"
+    assert list(ax.get_lines()[0].get_ydata()) == [0.0, 0.0, 0.1]  # a 0 would vanish from a log axis

@@ -7,7 +7,7 @@ answer is correct, so a notebook can also ``assert`` it.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torchvision.transforms import v2
@@ -265,4 +265,55 @@ def check_vit_macs_growth(answer: float, from_size: int, to_size: int, patch_siz
         print("That is the side; the number of patches grows with the area.")
     else:
         print("Not quite. How many tokens at each size? And how does the number of token pairs grow?")
+    return False
+
+
+def check_double_descent_peak(answer: int, train_photos: int) -> bool:
+    """Lesson 6: how many random features will the test error peak at, with ``train_photos`` photos?
+
+    The peak sits at the interpolation threshold: as many features (parameters per class of
+    the fitted layer) as training photos, where the fit first becomes exact.
+    """
+    if abs(answer - train_photos) <= 0.1 * train_photos:
+        print(f"Right: about {train_photos} features, one per training photo. With fewer, the least-squares fit "
+              "cannot pass through every photo; with exactly as many it just can, and the only weights that do "
+              "are huge and wild; with more, the minimum-norm fit among many exact ones gets smoother. Run the cell "
+              "below and see the peak land there.")
+        return True
+    if abs(answer - 2 * train_photos) <= 0.1 * train_photos:
+        print("That is where the peak was with twice the photos. The peak follows the number of training photos, "
+              "not the model: halve the photos and it moves with them.")
+    elif answer <= 0:
+        print("Give a number of random features: where do you expect the test error to be highest?")
+    else:
+        print(f"Not quite. Where can a linear fit on N features first pass exactly through all {train_photos} "
+              "training photos (N equations, N unknowns)?")
+    return False
+
+
+def check_capacity_choice(answer: int | None, widths: Sequence[int], val_loss_mean: Sequence[float],
+                          val_loss_sd: Sequence[float]) -> bool:
+    """Lesson 6: choose a capacity (hidden units) from the validation curve, not from training or test.
+
+    Any width whose mean validation loss lies within one sd of the lowest mean is a defensible
+    choice: the curve cannot tell them apart.
+    """
+    widths = list(widths)
+    if answer not in widths:
+        print(f"Choose one of the widths that were trained: {widths}.")
+        return False
+    best = min(range(len(widths)), key=lambda i: val_loss_mean[i])
+    chosen = widths.index(answer)
+    margin = val_loss_mean[chosen] - val_loss_mean[best]
+    if margin <= max(val_loss_sd[best], val_loss_sd[chosen]):
+        print(f"Defensible: {answer} hidden units have a validation loss of {val_loss_mean[chosen]:.3f}, within the "
+              f"spread over seeds of the lowest ({val_loss_mean[best]:.3f} at {widths[best]} units). Among widths the "
+              "curve cannot tell apart, the smaller is cheaper. The test photos below say how it does, once.")
+        return True
+    if chosen == len(widths) - 1:
+        print(f"{answer} units fit the training photos best, but the validation loss is what estimates new photos: "
+              f"it is {margin:.3f} above the lowest. More capacity is not free on a few hundred photos.")
+    else:
+        print(f"{answer} hidden units sit {margin:.3f} above the lowest validation loss ({widths[best]} units), more "
+              "than the spread over seeds: pick a width near the bottom of the validation curve.")
     return False

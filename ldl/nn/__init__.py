@@ -6,6 +6,7 @@ the tests check that these agree with them):
 - :mod:`ldl.nn.layers`: inverted dropout and batch norm (lesson 2);
 - :mod:`ldl.nn.init`: initialisation schemes and layer-by-layer activation and gradient
   statistics (lesson 3);
+- :mod:`ldl.nn.residual`: skip connections around a deep MLP's layers (lesson 3);
 - :mod:`ldl.nn.vit`: a Vision Transformer's front end, patches and one attention head (lesson 5);
 - :mod:`ldl.nn.attention`: attention maps of a trained ViT (lesson 5).
 """
@@ -22,7 +23,9 @@ from ldl.nn.init import (
     init_weights,
     layer_activations,
     layer_statistics,
+    unit_spread,
 )
+from ldl.nn.residual import ResidualBlock, residual_mlp
 from ldl.nn.layers import InvertedDropout, InvertedDropout2d, ScratchBatchNorm2d
 from ldl.nn.vit import PatchEmbedding, SingleHeadAttention, ViTFrontEnd, copy_torchvision_front_end, patchify, unpatchify
 
@@ -30,6 +33,7 @@ __all__ = [
     "InvertedDropout",
     "InvertedDropout2d",
     "PatchEmbedding",
+    "ResidualBlock",
     "ScratchBatchNorm2d",
     "SingleHeadAttention",
     "ViTFrontEnd",
@@ -47,6 +51,8 @@ __all__ = [
     "layer_activations",
     "layer_statistics",
     "patchify",
+    "residual_mlp",
+    "unit_spread",
     "unpatchify",
     "upsample_map",
 ]

@@ -152,9 +152,14 @@ def _subsample(values: Tensor, max_samples: int = MAX_SAMPLES) -> Tensor:
 def _activation_summary(output: Tensor, activation: nn.Module | None) -> dict[str, Any]:
     """Mean, std, dead/saturated fractions and a sample of a layer's output (after ``activation`` if any)."""
     output = output.detach().float()
-    dead = saturated = None
+    dead = dead_units = saturated = None
     if isinstance(activation, nn.ReLU):
         dead = (output == 0).float().mean().item()
+        # A dead unit outputs 0 for every input of the batch (for a conv layer, a channel at
+        # every position): it passes no gradient back, so nothing can revive it.
+        if output.ndim > 1:
+            per_unit = output.transpose(0, 1).reshape(output.shape[1], -1)  # (units, B * positions)
+            dead_units = (per_unit == 0).all(dim=1).float().mean().item()
     elif isinstance(activation, nn.Sigmoid):
         saturated = ((output < 1 - SATURATION) | (output > SATURATION)).float().mean().item()
     elif isinstance(activation, nn.Tanh):
@@ -164,6 +169,7 @@ def _activation_summary(output: Tensor, activation: nn.Module | None) -> dict[st
         "activation_mean": output.mean().item(),
         "activation_std": output.std().item() if output.numel() > 1 else 0.0,
         "dead_fraction": dead,
+        "dead_units": dead_units,
         "saturated_fraction": saturated,
         "activations": _subsample(output),
     }
@@ -220,6 +226,7 @@ def layer_statistics(
          "activation_type": "ReLU",       # the activation module right after the layer, or None
          "activation_mean": ..., "activation_std": ...,   # of the layer's output after that activation
          "dead_fraction": 0.5 | None,     # ReLU outputs exactly 0
+         "dead_units": 0.0 | None,        # units (channels) whose ReLU output is 0 for the whole batch
          "saturated_fraction": ... | None,  # sigmoid < 0.01 or > 0.99, |tanh| > 0.99
          "grad_norm": ..., "grad_std": ...,  # of the weight's gradient
          "activations": (n,) float32, "gradients": (m,) float32}  # CPU samples for histograms
@@ -321,3 +328,17 @@ def deep_activations(
     """
     model, x = gain_probe(depth, width, gain, activation, samples, seed)
     return layer_activations(model, x)
+
+
+def unit_spread(layer: nn.Module) -> float:
+    """How different a layer's units are: the largest, over its inputs, of the std across units of their weights.
+
+    ``layer.weight`` is ``(units, inputs, ...)``; the std runs over the units (dim 0) for
+    each input weight, and the largest is returned. 0 means every unit has exactly the same
+    weights: they compute the same thing and get the same gradient, so training can never
+    tell them apart (a constant initialisation). A random initialisation breaks the symmetry.
+    """
+    weight = layer.weight.detach().float()
+    if weight.ndim < 2 or weight.shape[0] < 2:
+        raise ValueError(f"unit_spread needs a Linear or Conv layer with at least 2 units; got weight {tuple(weight.shape)}.")
+    return weight.flatten(1).std(dim=0).max().item()

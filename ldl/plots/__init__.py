@@ -7,6 +7,8 @@
 - :mod:`ldl.plots.activations`: how the spread of the activations changes with depth.
 - :mod:`ldl.plots.comparisons`: final accuracies of several runs, accuracy against speed.
 - :mod:`ldl.plots.seeds`: runs repeated over seeds, every seed faint behind the mean; held-out scores.
+- :mod:`ldl.plots.generalisation`: a held-out score's spread, the winner's curse, sweeps with error
+  bands, double descent (lesson 6).
 
 The functions take plain data (a :class:`ldl.train.History` counts: it is columns per key),
 and the one-panel ones take ``ax=`` to draw on a panel of a larger figure. Most draw with
@@ -24,6 +26,7 @@ from ldl.plots.curves import (
     plot_overfitting,
     plot_runs,
 )
+from ldl.plots.generalisation import plot_double_descent, plot_estimate_spread, plot_selection, plot_sweep
 from ldl.plots.images import (
     denormalize,
     plot_whitening,
@@ -55,7 +58,9 @@ __all__ = [
     "plot_clipping",
     "plot_comparison",
     "plot_curves",
+    "plot_double_descent",
     "plot_early_stopping",
+    "plot_estimate_spread",
     "plot_final_accuracy",
     "plot_gradient_norms_by_depth",
     "plot_held_out",
@@ -65,6 +70,8 @@ __all__ = [
     "plot_overfitting",
     "plot_runs",
     "plot_seed_curves",
+    "plot_selection",
+    "plot_sweep",
     "plot_weight_histograms",
     "plot_whitening",
     "show_attention_overlay",

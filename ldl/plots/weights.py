@@ -165,12 +165,14 @@ def plot_gradient_norms_by_depth(
     key: str = "grad_norm",
     *,
     ax: Axes | None = None,
+    log_scale: bool = True,
 ) -> Figure:
     """One curve per scheme: ``key`` (a number per layer) against the layer index, log y axis.
 
     Vanishing gradients fall to the right (the first layers learn slowly); exploding ones
     rise. A well-initialised network keeps a flat curve. ``key="activation_std"`` draws the
-    spread of the activations the same way.
+    spread of the activations the same way; ``key="dead_units", log_scale=False`` the
+    fraction of dead ReLU units (pass the hidden layers only: the logits have no ReLU).
     """
     count = _check_layer_stats(stats_by_scheme, key, "plot_gradient_norms_by_depth")
     fig, ax = figure_and_axes(ax, (7, 4.2))
@@ -178,7 +180,8 @@ def plot_gradient_norms_by_depth(
     for i, (name, stats) in enumerate(stats_by_scheme.items()):
         values = [float(layer[key]) for layer in stats]
         ax.plot(depth, values, "o-", color=f"C{i % 10}", markersize=3, label=name)
-    ax.set_yscale("log")
+    if log_scale:
+        ax.set_yscale("log")
     ax.set(xlabel="layer (1 = next to the input)", ylabel=key, title=f"{key} by depth")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
