@@ -30,9 +30,10 @@ ALLOWED: dict[str, set[str]] = {
     "plots": {"core", "nn"},
     "measure": {"core", "models", "train"},
     "generalisation": {"core"},
+    "optim": {"core"},
     "recipes": {"core", "profiles", "data", "augment", "models", "train", "measure"},
     "widgets": {"core", "augment", "nn", "plots"},
-    "course": {"core", "profiles", "data", "augment", "models", "nn", "train", "measure", "generalisation", "recipes"},
+    "course": {"core", "profiles", "data", "augment", "models", "nn", "train", "measure", "generalisation", "optim", "recipes"},
 }
 # Old module paths that forward to their new home for one release.
 MOVED = {

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ldl.train import LRRecorder, Trainer, one_cycle, preview_schedule, warm_restarts
+from ldl.train import LRRecorder, Trainer, one_cycle, preview_schedule, warm_restarts, warmup_cosine
 
 BODY_LR, HEAD_LR = 1e-3, 1e-2
 
@@ -164,3 +164,17 @@ def test_preview_rejects_nonsense() -> None:
     with pytest.raises(ValueError, match="cycle_mult"):
         preview_schedule(lambda opt: warm_restarts(opt, first_cycle_epochs=1, steps_per_epoch=5, cycle_mult=1.5),
                          steps=5)
+
+
+def test_warmup_cosine_rises_linearly_then_falls_along_one_cosine() -> None:
+    peak, floor, warmup, total = 0.4, 1e-3, 5, 25
+    lrs = preview_schedule(lambda opt: warmup_cosine(opt, warmup_steps=warmup, total_steps=total, min_lr=floor),
+                           steps=total + 1, base_lrs=(peak,))[:, 0]
+    for t in range(warmup):  # 0.01 x peak at step 0, rising in equal steps
+        assert lrs[t].item() == pytest.approx(peak * (0.01 + 0.99 * t / warmup), rel=1e-6)
+    for t in range(total - warmup + 1):  # the cosine from the peak down to the floor
+        expected = floor + (peak - floor) * (1 + math.cos(math.pi * t / (total - warmup))) / 2
+        assert lrs[warmup + t].item() == pytest.approx(expected, rel=1e-6, abs=1e-12)
+    assert lrs[total].item() == pytest.approx(floor)
+    with pytest.raises(ValueError, match="warmup_steps must be between 1 and total_steps - 1"):
+        warmup_cosine(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1), warmup_steps=10, total_steps=10)

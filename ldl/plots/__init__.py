@@ -9,6 +9,7 @@
 - :mod:`ldl.plots.seeds`: runs repeated over seeds, every seed faint behind the mean; held-out scores.
 - :mod:`ldl.plots.generalisation`: a held-out score's spread, the winner's curse, sweeps with error
   bands, double descent (lesson 6).
+- :mod:`ldl.plots.optimisers`: optimisers' paths over a 2-D loss surface (lesson 7).
 
 The functions take plain data (a :class:`ldl.train.History` counts: it is columns per key),
 and the one-panel ones take ``ax=`` to draw on a panel of a larger figure. Most draw with
@@ -37,6 +38,7 @@ from ldl.plots.images import (
     show_patch_grid,
 )
 from ldl.plots.learning_rates import plot_lr_finder, plot_lr_schedule
+from ldl.plots.optimisers import plot_paths
 from ldl.plots.seeds import plot_held_out, plot_seed_curves
 from ldl.plots.weights import (
     plot_batchnorm_stats,
@@ -68,6 +70,7 @@ __all__ = [
     "plot_lr_finder",
     "plot_lr_schedule",
     "plot_overfitting",
+    "plot_paths",
     "plot_runs",
     "plot_seed_curves",
     "plot_selection",

@@ -20,7 +20,7 @@ from ldl.train.callbacks import GradientStats, NonFiniteGuard
 # lesson 4: transfer learning
 from ldl.train.callbacks import FreezeBatchNorm, TimeBudget, save_trainer_checkpoint
 from ldl.train.lr_finder import LRFinder, LRFinderResult, lr_find
-from ldl.train.schedules import LRRecorder, one_cycle, preview_schedule, warm_restarts
+from ldl.train.schedules import LRRecorder, one_cycle, preview_schedule, warm_restarts, warmup_cosine
 
 __all__ = [
     "Callback",
@@ -62,6 +62,7 @@ __all__ = [
     "one_cycle",
     "preview_schedule",
     "warm_restarts",
+    "warmup_cosine",
     # imported on its own: from ldl.train.tensorboard import TensorBoardLogger
     "tensorboard",
 ]

@@ -3,7 +3,8 @@
 The one-cycle policy (Smith 2018; fastai's ``fit_one_cycle``) warms up from ``max_lr / 25``
 to ``max_lr`` over the first 30 % of the steps, then anneals along a cosine to almost
 nothing. SGDR (Loshchilov & Hutter 2017) anneals along a cosine and restarts, each cycle
-``cycle_mult`` times longer than the one before.
+``cycle_mult`` times longer than the one before. :func:`warmup_cosine` rises linearly, then
+decays along one cosine (the large-batch recipe of Goyal et al. 2017).
 
 Both change the rate at every batch, so tell the Trainer to step them per batch::
 
@@ -26,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, OneCycleLR
+from torch.optim.lr_scheduler import CosineAnnealingLR, CosineAnnealingWarmRestarts, LinearLR, OneCycleLR, SequentialLR
 
 from ldl.train.callbacks import Callback
 
@@ -108,6 +109,31 @@ def warm_restarts(
         # here, so that a rate left by an earlier scheduler is never used by mistake.
         group["initial_lr"] = peak
     return CosineAnnealingWarmRestarts(optimizer, T_0=first_cycle_steps, T_mult=cycle_mult, eta_min=float(min_lr))
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer,
+    *,
+    warmup_steps: int,
+    total_steps: int,
+    start_factor: float = 0.01,
+    min_lr: float = 0.0,
+) -> SequentialLR:
+    """Linear warm-up, then cosine decay: stepped per batch (``scheduler_step="batch"``).
+
+    Over the first ``warmup_steps`` batches every group's rate rises linearly from
+    ``start_factor`` times its ``lr`` to its ``lr``; over the remaining ones it falls along
+    a cosine to ``min_lr``, reached at batch ``total_steps``. The warm-up is what lets a
+    large batch start at a large rate (Goyal et al. 2017): the first steps, taken while the
+    weights are still random and the gradients large, are kept small.
+    """
+    if not 0 < warmup_steps < total_steps:
+        raise ValueError(f"warmup_steps must be between 1 and total_steps - 1 ({total_steps - 1}); got {warmup_steps}.")
+    if not 0 < start_factor <= 1:
+        raise ValueError(f"start_factor must be in (0, 1]; got {start_factor}.")
+    warmup = LinearLR(optimizer, start_factor=start_factor, end_factor=1.0, total_iters=warmup_steps)
+    decay = CosineAnnealingLR(optimizer, T_max=total_steps - warmup_steps, eta_min=float(min_lr))
+    return SequentialLR(optimizer, schedulers=[warmup, decay], milestones=[warmup_steps])
 
 
 def preview_schedule(
