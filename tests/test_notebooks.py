@@ -74,6 +74,9 @@ def test_lesson1_augmentation_clearly_closes_the_clean_gap(smoke_report: dict) -
     assert metrics["gap_change"] + metrics["gap_change_sd"] < 0, metrics
     # Both training accuracies are on screen (the first seed's final epoch), as numbers in [0, 1].
     assert 0.5 < metrics["running_train_acc_with_aug"] <= 1 and 0.5 < metrics["clean_train_acc_with_aug"] <= 1, metrics
+    # The narrower gap is not bought with held-out accuracy: on the test photos augmentation is
+    # not clearly worse (its paired change is no lower than minus its spread over seeds).
+    assert metrics["test_acc_change"] + metrics["test_acc_change_sd"] >= 0, metrics
 
 
 def test_lesson1_test_verdict_is_what_the_numbers_give(smoke_report: dict) -> None:
@@ -114,6 +117,9 @@ def test_lesson2_a_regulariser_clearly_narrows_the_clean_gap(smoke_report: dict)
     narrowed = [name for name in LESSON2_REGULARISERS
                 if metrics[f"{name}_gap_change"] + metrics[f"{name}_gap_change_sd"] < 0]
     assert narrowed, metrics
+    # ... and at least one of those does it without a clear loss on the test photos.
+    held = [name for name in narrowed if metrics[f"{name}_test_change"] + metrics[f"{name}_test_change_sd"] >= 0]
+    assert held, metrics
 
 
 def test_lesson2_every_test_verdict_is_what_its_numbers_give(smoke_report: dict) -> None:
