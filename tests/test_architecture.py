@@ -31,9 +31,10 @@ ALLOWED: dict[str, set[str]] = {
     "measure": {"core", "models", "train"},
     "generalisation": {"core"},
     "optim": {"core"},
+    "search": {"core", "train"},
     "recipes": {"core", "profiles", "data", "augment", "models", "train", "measure"},
     "widgets": {"core", "augment", "nn", "plots"},
-    "course": {"core", "profiles", "data", "augment", "models", "nn", "train", "measure", "generalisation", "optim", "recipes"},
+    "course": {"core", "profiles", "data", "augment", "models", "nn", "train", "measure", "generalisation", "optim", "search", "recipes"},
 }
 # Old module paths that forward to their new home for one release.
 MOVED = {

@@ -392,3 +392,75 @@ def test_a_lesson_runs_without_the_sample_photos(tmp_path: Path, monkeypatch: py
     for name in ("cats_and_dogs_sample", "flowers_sample"):
         assert f"set LDL_DATA to a folder holding {name}/" in executed, f"no word that {name} was replaced"
     assert "falls back to the generated 'synthetic' shapes" in executed
+
+
+def lesson7(smoke_report: dict) -> dict:
+    return seeded_metrics(smoke_report, "07_optimisation")
+
+
+def verdict(mean: float, sd: float) -> str:
+    """The course's rule: a difference within its sd over seeds is unclear."""
+    return "unclear" if abs(mean) <= sd else ("clearly higher" if mean > 0 else "clearly lower")
+
+
+def test_lesson7_optimisers_by_hand_match_torch_and_cross_the_surfaces(smoke_report: dict) -> None:
+    metrics = lesson7(smoke_report)
+    optimisers = metrics["optimisers"].split(",")
+    assert len(optimisers) == 6
+    for name in optimisers:
+        assert metrics[f"by_hand_gap_{name}"] < 1e-5, name
+    # the ravine: momentum rolls along the floor, plain SGD is still crawling; the saddle: Adam has left the ridge
+    assert metrics["ravine_end_momentum"] < 0.1 * metrics["ravine_end_SGD"], metrics
+    assert metrics["saddle_escape_Adam"] > 1.0 > 0.2 > metrics["saddle_escape_SGD"], metrics
+
+
+def test_lesson7_optimisers_compared_on_test_photos_with_honest_verdicts(smoke_report: dict) -> None:
+    metrics = lesson7(smoke_report)
+    for name in metrics["optimisers"].split(","):
+        # every optimiser, at its own rate chosen on validation, learns the photos (features of a pretrained network)
+        assert 0.85 < metrics[f"optimiser_test_acc_{name}"] <= 1.0, name
+        mean, sd = metrics[f"optimiser_minus_sgd_{name}"], metrics[f"optimiser_minus_sgd_{name}_sd"]
+        assert metrics[f"optimiser_verdict_{name}"] == verdict(mean, sd), name
+
+
+def test_lesson7_learning_rate_too_small_too_large_and_the_range_test(smoke_report: dict) -> None:
+    metrics = lesson7(smoke_report)
+    # too small: after the same epochs its training loss is far above the chosen rate's
+    assert metrics["rate_too_small_train_loss"] > 5 * metrics["rate_chosen_train_loss"], metrics
+    assert not metrics["rate_chosen_stopped"] and metrics["rate_chosen_epochs"] > 1
+    # too large: the guard stops it before the first epoch is over
+    assert metrics["rate_too_large_stopped"] and metrics["rate_too_large_epochs"] <= 1, metrics
+    # the range test's suggestion lies below its edge, and the rate chosen on validation below the edge too
+    assert metrics["finder_suggestion"] < metrics["finder_min_loss_lr"], metrics
+    assert metrics["rate_chosen_lr"] < metrics["finder_min_loss_lr"], metrics
+
+
+def test_lesson7_linear_scaling_rule(smoke_report: dict) -> None:
+    metrics = lesson7(smoke_report)
+    batches = [int(b) for b in metrics["batch_sizes"].split(",")]
+    largest = max(batches)
+    # at the largest batch the scaled rate clearly beats the fixed one on the test photos, over seeds
+    mean, sd = metrics[f"batch_{largest}_scaled_minus_fixed"], metrics[f"batch_{largest}_scaled_minus_fixed_sd"]
+    assert mean > max(sd, 0.01), metrics
+    # with the rate fixed, the largest batch falls below the smallest by more than their spread
+    smallest = min(batches)
+    assert (metrics[f"batch_{smallest}_fixed_test_acc"] - metrics[f"batch_{largest}_fixed_test_acc"]
+            > metrics[f"batch_{smallest}_fixed_test_acc_sd"] + metrics[f"batch_{largest}_fixed_test_acc_sd"]), metrics
+
+
+def test_lesson7_search_and_optuna(smoke_report: dict) -> None:
+    metrics = lesson7(smoke_report)
+    assert metrics["grid_distinct_lr"] == 3 and metrics["random_distinct_lr"] == 9, metrics
+    for method in ("grid", "random"):
+        assert 0.85 < metrics[f"{method}_best_test"] <= 1.0, method
+    for sampler in ("random", "tpe"):
+        assert metrics[f"optuna_{sampler}_trials"] == 18
+        # the median pruner stopped some of the trials, never all of them
+        assert 0 < metrics[f"optuna_{sampler}_pruned"] < metrics[f"optuna_{sampler}_trials"], metrics
+        assert 0.85 < metrics[f"optuna_{sampler}_best_test"] <= 1.0, metrics
+
+
+def test_lesson7_two_processes_reach_the_weights_of_one_at_the_combined_batch(smoke_report: dict) -> None:
+    metrics = lesson7(smoke_report)
+    assert metrics["ddp_max_weight_difference"] < 1e-5 < metrics["ddp_largest_weight"], metrics
+    assert metrics["ddp_rank0_saved_epoch"] == 2 and metrics["ddp_rank1_saved"] is False, metrics

@@ -7,6 +7,7 @@ answer is correct, so a notebook can also ``assert`` it.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -316,4 +317,46 @@ def check_capacity_choice(answer: int | None, widths: Sequence[int], val_loss_me
     else:
         print(f"{answer} hidden units sit {margin:.3f} above the lowest validation loss ({widths[best]} units), more "
               "than the spread over seeds: pick a width near the bottom of the validation curve.")
+    return False
+
+
+def check_range_test_choice(answer: float, min_loss_lr: float, suggestion: float) -> bool:
+    """Lesson 7: read a learning rate off a range test (``ldl.train.lr_find``).
+
+    Defensible: below the rate of the lowest smoothed loss (where the loss is about to blow
+    up) by at least 3x, and no lower than a tenth of the steepest-descent suggestion.
+    """
+    if not answer > 0:
+        print("Give a positive learning rate, read off the range test's plot (e.g. 3e-3).")
+        return False
+    if answer > min_loss_lr / 3:
+        print(f"Too close to the edge: at {min_loss_lr:.1e} the loss is lowest only because the next rates blow it "
+              f"up. Training for many steps at {answer:.1e} is likely to diverge; take a rate about ten times "
+              "smaller, where the curve still falls steeply.")
+        return False
+    if answer < suggestion / 10:
+        print(f"Safe but slow: at {answer:.1e} the range test's loss had hardly started to fall (the steepest fall "
+              f"is near {suggestion:.1e}). With a fixed number of epochs, a rate this small underfits.")
+        return False
+    print(f"Defensible: {answer:.1e} lies where the loss falls, below the edge at {min_loss_lr:.1e}. "
+          "Now train with it and compare with the baseline on the validation photos.")
+    return True
+
+
+def check_scaled_rate(answer: float, base_lr: float, base_batch: int, new_batch: int) -> bool:
+    """Lesson 7: the linear scaling rule, batch × k ⇒ learning rate × k (Goyal et al. 2017)."""
+    expected = base_lr * new_batch / base_batch
+    if math.isclose(answer, expected, rel_tol=0.02):
+        print(f"Right: the batch grows {new_batch / base_batch:g}x, so the rate does too: {expected:g}. Each step "
+              f"now averages {new_batch / base_batch:g}x as many photos, and there are {new_batch / base_batch:g}x "
+              "fewer steps per epoch: the larger step makes up the distance. Warm up to it over the first steps.")
+        return True
+    if math.isclose(answer, base_lr, rel_tol=0.02):
+        print("That keeps the rate fixed: with k times fewer steps per epoch, the weights travel about k times less "
+              "far in the same epochs. Section 5 measured what that costs.")
+    elif math.isclose(answer, base_lr * math.sqrt(new_batch / base_batch), rel_tol=0.02):
+        print("That is the square-root rule, sometimes used with Adam; the slides' rule (and Goyal et al.'s, for "
+              "SGD with momentum) is linear.")
+    else:
+        print(f"Not quite: how many times larger is the new batch than {base_batch}? Multiply {base_lr:g} by that.")
     return False

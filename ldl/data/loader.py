@@ -14,6 +14,7 @@ augmentation (:class:`ldl.data.batch_augment.BatchAugment`) and a normalisation.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Callable, Iterator, Sequence
 
@@ -90,6 +91,9 @@ class DeviceLoader:
         self.generator = generator
         self.dataset_size = int(images.shape[0])
         self.classes: list[str] | None = None
+        # Under torchrun each process reads its share (see shard()); one process reads everything.
+        self.rank, self.world_size, self.pad, self.epoch = 0, 1, False, 0
+        self.shard_seed: int | None = None  # set by shard(): the order comes from it and the epoch
         if mean is not None and std is not None:
             self.mean: torch.Tensor | None = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
             self.std: torch.Tensor | None = torch.tensor(std, device=self.device).view(1, -1, 1, 1)
@@ -103,20 +107,62 @@ class DeviceLoader:
         loader.classes = list(cache.classes)
         return loader
 
+    def shard(self, rank: int, world_size: int, *, seed: int = 0, pad: bool = True) -> DeviceLoader:
+        """This loader's share for process ``rank`` of ``world_size`` (data parallel, lesson 7).
+
+        Every process draws the same order (from ``seed`` and the epoch set by
+        :meth:`set_epoch`) and keeps every ``world_size``-th image of it from ``rank``, as
+        ``torch.utils.data.DistributedSampler`` does. ``pad``: repeat the first few images so
+        that every share is equally long (training: every process must take as many steps);
+        without it each image is in exactly one share (measuring). The images are shared,
+        not copied.
+        """
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in 0 … world_size − 1 = {world_size - 1}; got {rank}.")
+        share = copy.copy(self)
+        share.rank, share.world_size, share.shard_seed, share.pad, share.epoch = rank, world_size, seed, pad, 0
+        return share
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch about to start: a sharded loader draws its order from it (the Trainer calls this)."""
+        self.epoch = epoch
+
+    def _sample_count(self) -> int:
+        """How many images this loader yields per epoch: all, or this process's share."""
+        if self.world_size == 1:
+            return self.dataset_size
+        if self.pad:
+            return math.ceil(self.dataset_size / self.world_size)
+        return len(range(self.rank, self.dataset_size, self.world_size))
+
     def __len__(self) -> int:
         """Number of batches in one epoch."""
-        if self.drop_last or (self.drop_single and self.batch_size > 1 and self.dataset_size % self.batch_size == 1):
-            return self.dataset_size // self.batch_size
-        return math.ceil(self.dataset_size / self.batch_size)
+        count = self._sample_count()
+        if self.drop_last or (self.drop_single and self.batch_size > 1 and count % self.batch_size == 1):
+            return count // self.batch_size
+        return math.ceil(count / self.batch_size)
 
     def _epoch_order(self) -> torch.Tensor:
-        """``(N,)`` int64 indices in the order this epoch visits them."""
+        """``(n,)`` int64 indices in the order this epoch visits them (``n``: this process's share)."""
+        if self.shard_seed is not None:
+            return self._shard_order().to(self.device)
         if not self.shuffle:
             return torch.arange(self.dataset_size, device=self.device)
         # Drawn where the generator lives (the CPU for the global RNG), then moved.
         draw_device = self.generator.device if self.generator is not None else torch.device("cpu")
         order = torch.randperm(self.dataset_size, generator=self.generator, device=draw_device)
         return order.to(self.device)
+
+    def _shard_order(self) -> torch.Tensor:
+        """This process's indices: the same order in every process (seed + epoch), every world_size-th."""
+        if self.shuffle:
+            order = torch.randperm(self.dataset_size, generator=torch.Generator().manual_seed(self.shard_seed + self.epoch))
+        else:
+            order = torch.arange(self.dataset_size)
+        if self.pad:
+            missing = self._sample_count() * self.world_size - self.dataset_size
+            order = torch.cat([order, order[:missing]])
+        return order[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self._epoch_order()
@@ -133,5 +179,6 @@ class DeviceLoader:
         return (
             f"{type(self).__name__}({self.dataset_size} images {tuple(self.images.shape[1:])}, "
             f"batch_size={self.batch_size}, shuffle={self.shuffle}, device={self.device}, "
-            f"augment={self.augment!r})"
+            f"augment={self.augment!r}"
+            + (f", shard {self.rank} of {self.world_size}" if self.world_size > 1 else "") + ")"
         )

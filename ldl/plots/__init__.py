@@ -10,6 +10,7 @@
 - :mod:`ldl.plots.generalisation`: a held-out score's spread, the winner's curse, sweeps with error
   bands, double descent (lesson 6).
 - :mod:`ldl.plots.optimisers`: optimisers' paths over a 2-D loss surface (lesson 7).
+- :mod:`ldl.plots.search`: a hyperparameter search's trials, grid vs random, and a study's progress (lesson 7).
 
 The functions take plain data (a :class:`ldl.train.History` counts: it is columns per key),
 and the one-panel ones take ``ax=`` to draw on a panel of a larger figure. Most draw with
@@ -39,6 +40,7 @@ from ldl.plots.images import (
 )
 from ldl.plots.learning_rates import plot_lr_finder, plot_lr_schedule
 from ldl.plots.optimisers import plot_paths
+from ldl.plots.search import plot_search_points, plot_trials
 from ldl.plots.seeds import plot_held_out, plot_seed_curves
 from ldl.plots.weights import (
     plot_batchnorm_stats,
@@ -71,6 +73,8 @@ __all__ = [
     "plot_lr_schedule",
     "plot_overfitting",
     "plot_paths",
+    "plot_search_points",
+    "plot_trials",
     "plot_runs",
     "plot_seed_curves",
     "plot_selection",

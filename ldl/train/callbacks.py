@@ -14,6 +14,9 @@ these events (``trainer`` is the running Trainer; read ``trainer.epoch``,
 
 To stop the fit, raise :class:`CancelFit` from any event: the Trainer catches it, records
 the message in ``trainer.stop_reason`` and still calls ``on_fit_end``.
+
+Why one module: every callback is a few lines on the same events, and reading them side by
+side is how a student learns what each event is for.
 """
 
 from __future__ import annotations
@@ -142,7 +145,8 @@ class ModelCheckpoint(Callback):
 
     Resume with ``trainer.fit(..., epochs=total, resume_from=path)``. A model holding NaN or
     Inf (in a weight or a buffer) is never saved: the file keeps the last good checkpoint,
-    and a warning says so. ``saved_epoch`` is the epoch last saved in this fit.
+    and a warning says so. ``saved_epoch`` is the epoch last saved in this fit (under
+    ``torchrun`` only rank 0 writes the file, and only its ``saved_epoch`` is set).
     """
 
     def __init__(self, path: str | Path, save_every: int = 1) -> None:
@@ -163,8 +167,10 @@ class ModelCheckpoint(Callback):
                           f"{self.path} keeps {self._kept()}; resume from it with a lower learning rate.",
                           RuntimeWarning, stacklevel=2)
             return
-        save_trainer_checkpoint(self.path, trainer)
-        self.saved_epoch = trainer.epoch
+        if trainer.is_main_process:  # under torchrun every process holds the same weights: one file
+            save_trainer_checkpoint(self.path, trainer)
+            self.saved_epoch = trainer.epoch
+        trainer.wait_for_all()  # no process goes on (or resumes) before the file is complete
 
     def _kept(self) -> str:  # what the file holds now, in words
         if self.saved_epoch is not None:
@@ -358,8 +364,10 @@ class NonFiniteGuard(Callback):
         if bad is not None:
             self._stop(f"non-finite {bad!r} (NaN or Inf) at the end of epoch {trainer.epoch}")
         if self.checkpoint_path is not None:
-            save_trainer_checkpoint(self.checkpoint_path, trainer)
+            if trainer.is_main_process:  # rank 0 alone writes under torchrun
+                save_trainer_checkpoint(self.checkpoint_path, trainer)
             self.saved_epoch = trainer.epoch
+            trainer.wait_for_all()
 
     def _stop(self, what: str) -> None:
         """Raise CancelFit with ``what`` went wrong, where the last good state is, and what to try."""

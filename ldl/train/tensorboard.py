@@ -65,6 +65,8 @@ class TensorBoardLogger(Callback):
     ``on_epoch_end``: the Trainer clears gradients at the *start* of each batch
     (``zero_grad`` before the forward pass), and validation makes none, so they are still
     there then. This costs nothing inside the batch loop.
+
+    Under ``torchrun`` only rank 0 writes (the scalars are already those of all processes).
     """
 
     def __init__(
@@ -89,6 +91,8 @@ class TensorBoardLogger(Callback):
         self._step_offset = 0  # added to trainer.epoch: the steps of this logger's earlier fits
 
     def on_fit_start(self, trainer: Trainer) -> None:
+        if not trainer.is_main_process:  # under torchrun rank 0 alone writes the logs (the metrics are everyone's)
+            return
         first_fit = self.last_step == 0  # the images do not change between fits: written once
         self.writer = SummaryWriter(log_dir=self.log_dir)
         self.log_dir = self.writer.log_dir  # the default folder, once chosen, for later fits too
@@ -100,6 +104,8 @@ class TensorBoardLogger(Callback):
             self.writer.add_image("images", self._image_grid(), global_step=0)
 
     def on_epoch_end(self, trainer: Trainer) -> None:
+        if not trainer.is_main_process:
+            return
         assert self.writer is not None, "on_fit_start opens the writer"
         step = self._step_offset + trainer.epoch
         self.last_step = step

@@ -16,6 +16,13 @@ targets (MixUp, label smoothing). A ``torch.utils.data.DataLoader`` is one.
 ``train_accuracy`` is a running number, lowered by augmentation, MixUp and dropout by
 construction; ``fit(..., train_eval_loader=loaders.train_eval)`` adds ``clean_train_accuracy``,
 measured like validation: the train/validation gap to trust (``History.clean_gap()``).
+
+Started by ``torchrun --nproc_per_node=N script.py`` the same Trainer trains data parallel:
+N processes, each on its share of every loader, with their gradients averaged in every step
+(see :mod:`ldl.train.distributed`). Nothing in the script changes.
+
+Why one module: the loop is the lesson, and a reader should find all of it, with the
+helpers it calls, in one file.
 """
 
 from __future__ import annotations
@@ -35,6 +42,16 @@ from tqdm.auto import tqdm
 from ldl.core.device import resolve_amp_dtype, resolve_channels_last, resolve_device
 from ldl.train.callbacks import Callback, CancelFit
 from ldl.train.checkpoint import check_resumable, load_checkpoint, restore_rng_states
+from ldl.train.distributed import (
+    all_reduce_meters,
+    detect,
+    join_process_group,
+    process_device,
+    set_epoch,
+    shard_loader,
+    shared_seed,
+    wait_for_all,
+)
 from ldl.train.history import History
 from ldl.train.metrics import MeanMeter, topk_accuracy
 
@@ -79,6 +96,13 @@ class Trainer:
             long fits; ``benchmarks/finetune_throughput.py --compile`` measures both sides.
             ``trainer.model`` stays the plain module: checkpoints and ``state_dict`` are unchanged.
 
+    Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) each process joins the run's
+    process group (gloo on the CPU, NCCL on GPUs; ``device="auto"`` takes GPU ``LOCAL_RANK``),
+    trains through ``DistributedDataParallel``, reads its share of every loader, and logs
+    the metrics of all processes together; only rank 0 prints and shows progress bars, and
+    the course's callbacks write files on rank 0 only. ``trainer.distributed`` says who this
+    process is.
+
     Attributes: ``model, optimizer, scheduler, loss_fn, device, scaler, callbacks, epoch``
     (1-based), ``epochs``, ``history``, ``batch_loss`` (the last batch's loss tensor),
     ``logs`` (the current epoch's numbers), ``stop_reason`` (why the last fit ended: finished,
@@ -112,7 +136,11 @@ class Trainer:
             raise ValueError("Give clip_grad_norm or clip_grad_value, not both: they are two ways of doing the same job.")
         if scheduler_step not in ("epoch", "batch"):
             raise ValueError(f"scheduler_step must be 'epoch' or 'batch'; got {scheduler_step!r}.")
+        self.distributed = detect()  # rank 0 of 1 without torchrun
+        if self.distributed.is_distributed and str(device) == "auto":
+            device = process_device(self.distributed)
         self.device = resolve_device(device)
+        join_process_group(self.distributed, self.device)
         self.model = model.to(self.device)
         self.amp_dtype = resolve_amp_dtype(mixed_precision, self.device)
         self.channels_last = resolve_channels_last(channels_last, self.model, self.device, self.amp_dtype)
@@ -125,6 +153,16 @@ class Trainer:
         if compile:
             options = compile if isinstance(compile, dict) else {}
             self.forward_model = torch.compile(self.model, **options)
+        # What a training batch goes through. Under torchrun, DistributedDataParallel: it
+        # starts every process from rank 0's weights and averages the gradients of all of
+        # them inside backward(), so that every process takes the same step. Measuring needs
+        # no averaging (each process measures its own photos), so it keeps forward_model.
+        self.train_model: nn.Module = self.forward_model
+        if self.distributed.is_distributed:
+            on_gpu = self.device.type == "cuda"
+            self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device] if on_gpu else None)
+            if compile:
+                self.train_model = torch.compile(self.train_model, **options)
         self.optimizer = optimizer if optimizer is not None else torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
         self.scheduler, self.scheduler_step = scheduler, scheduler_step
@@ -133,7 +171,8 @@ class Trainer:
         # Disabled (bfloat16, float32), its methods pass everything through unchanged.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.callbacks = list(callbacks)
-        self.progress, self.verbose = progress, verbose
+        # Under torchrun N processes would print N copies of everything: rank 0 speaks for all.
+        self.progress, self.verbose = progress and self.is_main_process, verbose and self.is_main_process
         self.clip_grad_norm, self.clip_grad_value = clip_grad_norm, clip_grad_value
         self.grad_norm: Tensor | None = None
         self.history = History()
@@ -179,10 +218,19 @@ class Trainer:
         if hasattr(train_loader, "__len__") and len(train_loader) == 0:
             raise ValueError("train_loader yields no batches: is the dataset empty, or is drop_last=True "
                              "with fewer samples than batch_size?")
+        # Under torchrun: this process's share of each loader (one process: the loaders as given),
+        # shuffled from a seed drawn before a resume restores the random generators.
+        seed = shared_seed(self.distributed)
         done = self._start(epochs, resume_from)  # the epochs already finished: 0, or the checkpoint's
+        train_loader = shard_loader(train_loader, self.distributed, training=True, seed=seed)
+        if val_loader is not None:
+            val_loader = shard_loader(val_loader, self.distributed, training=False, seed=seed)
+        if train_eval_loader is not None:
+            train_eval_loader = shard_loader(train_eval_loader, self.distributed, training=False, seed=seed)
         self._call("on_fit_start")
         try:
             for self.epoch in range(done + 1, epochs + 1):
+                set_epoch(train_loader, self.epoch)  # a distributed sampler's new order for this epoch
                 self._call("on_epoch_start")
                 start = time.perf_counter()
                 lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
@@ -234,7 +282,7 @@ class Trainer:
             # instead of writing zeros: less memory traffic, and the next backward writes fresh.
             self.optimizer.zero_grad(set_to_none=True)
             with self._autocast():
-                logits = self.forward_model(x)  # (B, C)
+                logits = self.train_model(x)  # (B, C)
                 self.batch_loss = self.loss_fn(logits, y)
             self.scaler.scale(self.batch_loss).backward()  # gradients of the loss w.r.t. each weight
             self._call("after_backward")
@@ -253,6 +301,8 @@ class Trainer:
             accuracy_meter.update(topk_accuracy(logits.detach(), y, ks=(1,))[1], batch_size)
             self._call("on_batch_end")
             self._show_running_loss(bar, loss_meter)
+        if self.distributed.is_distributed:  # the means over every process's photos
+            all_reduce_meters([loss_meter, accuracy_meter] + ([grad_norm_meter] if self.clipping else []), self.device)
         logs = {"train_loss": loss_meter.compute(), "train_accuracy": accuracy_meter.compute()}
         self._warn_if_not_finite(logs["train_loss"], batch_losses)
         if self.clipping:
@@ -289,6 +339,8 @@ class Trainer:
             loss_meter.update(loss, y.shape[0])
             top1_meter.update(accuracy[1], y.shape[0])
             top5_meter.update(accuracy[5], y.shape[0])
+        if self.distributed.is_distributed:  # each process measured its own photos: add them up
+            all_reduce_meters([loss_meter, top1_meter, top5_meter], self.device)
         return {"loss": loss_meter.compute(), "top1": top1_meter.compute(), "top5": top5_meter.compute()}
 
     @torch.no_grad()
@@ -305,6 +357,15 @@ class Trainer:
         return torch.cat(outputs).cpu()
 
     # ------------------------------------------------------------------ helpers
+
+    @property
+    def is_main_process(self) -> bool:
+        """True in a single process, and in rank 0 under torchrun: the process that writes files."""
+        return self.distributed.is_main
+
+    def wait_for_all(self) -> None:
+        """Under torchrun, wait until every process has arrived here; in a single process, nothing."""
+        wait_for_all(self.distributed)
 
     @property
     def clipping(self) -> bool:
