@@ -83,6 +83,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--loader", choices=("dataloader", "device"), default="dataloader",
                         help="a torch DataLoader, or ldl's DeviceLoader (both are sharded by the Trainer)")
+    parser.add_argument("--device", default="auto",
+                        help="auto: under torchrun GPU number LOCAL_RANK if there are GPUs, else the CPU")
     parser.add_argument("--resume", action="store_true", help="go on from --out/checkpoint.pt")
     parser.add_argument("--crash-after-epoch", type=int, default=None, help="end every process after this epoch")
     return parser.parse_args(argv)
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     callbacks: list[Callback] = [checkpoint]
     if args.crash_after_epoch is not None:
         callbacks.append(CrashAfterEpoch(args.crash_after_epoch))
-    trainer = Trainer(model, optimizer=optimizer, device="cpu", callbacks=callbacks, progress=False)
+    trainer = Trainer(model, optimizer=optimizer, device=args.device, callbacks=callbacks, progress=False)
     resume_from = args.out / "checkpoint.pt" if args.resume else None
     history = trainer.fit(loader, epochs=args.epochs, resume_from=resume_from)
     context = trainer.distributed
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
             "saved_epoch": checkpoint.saved_epoch, "history": history.to_dict()}
     (args.out / f"rank{context.rank}.json").write_text(json.dumps(note, indent=1))
     if trainer.is_main_process:
-        save_weights(model, args.out / "weights.pt")
+        save_weights(model.cpu(), args.out / "weights.pt")
     trainer.wait_for_all()
 
 

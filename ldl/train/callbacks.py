@@ -441,7 +441,8 @@ class TimeBudget(Callback):
     def on_epoch_end(self, trainer: Trainer) -> None:
         now = self.clock()
         elapsed, last_epoch = now - self._fit_start, now - self._epoch_start
-        if elapsed + last_epoch > self.seconds and trainer.epoch < trainer.epochs:
+        # Under torchrun each process has its own clock: rank 0's decides for all of them.
+        if trainer.rank0_decides(elapsed + last_epoch > self.seconds and trainer.epoch < trainer.epochs):
             raise CancelFit(f"time budget of {self.seconds:g} s reached after {trainer.epoch} epochs ({elapsed:.1f} s)")
 
 

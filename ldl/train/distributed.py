@@ -186,6 +186,20 @@ def all_reduce_meters(meters: Iterable[MeanMeter], device: torch.device) -> None
         meter.count = int(sums[2 * i + 1].item())
 
 
+def rank0_decides(context: DistributedContext, decision: bool) -> bool:
+    """Rank 0's ``decision`` in every process, so that all take the same branch.
+
+    A choice made from something that differs between processes (each one's clock, say)
+    must be the same everywhere: a process that stops while the others train on would leave
+    them waiting for it for ever in the next gradient average.
+    """
+    if not context.is_distributed or not dist.is_initialized():
+        return decision
+    box = [bool(decision)]
+    dist.broadcast_object_list(box, src=0)
+    return bool(box[0])
+
+
 def wait_for_all(context: DistributedContext) -> None:
     """Every process waits here until all have arrived (e.g. until rank 0 has written a checkpoint)."""
     if context.is_distributed and dist.is_initialized():

@@ -47,6 +47,7 @@ from ldl.train.distributed import (
     detect,
     join_process_group,
     process_device,
+    rank0_decides,
     set_epoch,
     shard_loader,
     shared_seed,
@@ -366,6 +367,10 @@ class Trainer:
     def wait_for_all(self) -> None:
         """Under torchrun, wait until every process has arrived here; in a single process, nothing."""
         wait_for_all(self.distributed)
+
+    def rank0_decides(self, decision: bool) -> bool:
+        """Under torchrun, rank 0's ``decision`` in every process; in a single process, ``decision``."""
+        return rank0_decides(self.distributed, decision)
 
     @property
     def clipping(self) -> bool:
