@@ -39,9 +39,16 @@ FAILS = FIXTURES / "fails_in_third_cell.ipynb"
 def course_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, dict[str, str | None]]:
     """Run the failing notebook first, then the one that records metrics."""
     build = tmp_path_factory.mktemp("build")
+    # A reference for the notebook that records metrics: its accuracy of 0.75 lies far outside
+    # 0.5 ± 0.05, its profile word differs, and no notebook runs in a millisecond.
+    references = tmp_path_factory.mktemp("reference")
+    (references / "smoke.json").write_text(json.dumps({"profile": "smoke", "device": "cpu", "notebooks": {
+        "records_metrics": {"seconds": 0.001, "metrics": {"accuracy": 0.5, "accuracy_sd": 0.05,
+                                                          "profile_parameter": "cpu", "gone": 1.0}}}}))
     watched = (course.PROFILE_ENV, course.report.REPORT_ENV)
     before = {name: os.environ.get(name) for name in watched}
-    result = course.execute_all([FAILS, RECORDS], profile="smoke", build_dir=build, cell_timeout=120)
+    result = course.execute_all([FAILS, RECORDS], profile="smoke", build_dir=build, cell_timeout=120,
+                                reference_dir=references)
     after = {name: os.environ.get(name) for name in watched}
     assert after == before
     return result, build, after
@@ -64,6 +71,19 @@ def test_report_json_has_the_metrics_of_the_notebook_that_ran(course_run) -> Non
     assert ok["device"] == readiness.environment_info()["device"]
     # The kernel ran in this interpreter's environment.
     assert Path(ok["metrics"]["kernel_prefix"]).resolve() == Path(sys.prefix).resolve()
+
+
+def test_the_run_is_compared_with_its_profiles_reference(course_run) -> None:
+    result, build, _ = course_run
+    compared = result["reference"]["notebooks"]["records_metrics"]
+    assert compared["slower"] and compared["time_ratio"] > 1.5
+    assert [row["metric"] for row in compared["outside_spread"]] == ["accuracy"]
+    assert [row["metric"] for row in compared["changed"]] == ["profile_parameter"]
+    assert compared["missing"] == ["gone"]
+    assert result["reference"]["without_reference"] == ["fails_in_third_cell"]
+    text = (build / "report.md").read_text()
+    assert "## Against the reference" in text and "`accuracy` = 0.75, reference 0.5" in text
+    assert "slower than the reference" in text and "**Normal:**" not in text
 
 
 def test_a_failure_is_reported_with_its_cell_and_message_and_the_run_goes_on(course_run) -> None:

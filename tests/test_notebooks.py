@@ -464,3 +464,10 @@ def test_lesson7_two_processes_reach_the_weights_of_one_at_the_combined_batch(sm
     metrics = lesson7(smoke_report)
     assert metrics["ddp_max_weight_difference"] < 1e-5 < metrics["ddp_largest_weight"], metrics
     assert metrics["ddp_rank0_saved_epoch"] == 2 and metrics["ddp_rank1_saved"] is False, metrics
+
+
+def test_the_smoke_run_is_compared_with_the_kept_reference(smoke_report: dict) -> None:
+    # reference/smoke.json: every lesson has a kept run, and report.md says whether tonight's is normal
+    comparison = smoke_report["reference"]
+    assert set(comparison["notebooks"]) == {notebook.stem for notebook in NOTEBOOKS}
+    assert comparison["without_reference"] == []

@@ -31,6 +31,7 @@ installs one for this interpreter into ``sys.prefix`` (like ``python -m ipykerne
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -41,8 +42,9 @@ from pathlib import Path
 from ldl.course import readiness, report
 from ldl.core.files import write_text_atomically
 from ldl.core.memory import PeakMemory
+from ldl.course.reference import compare_run, load_reference, save_reference
 from ldl.course.run_report import write_reports
-from ldl.profiles import PROFILE_ENV, profile_choices
+from ldl.profiles import PROFILE_ENV, concrete_name, profile_choices
 
 # The profiles' own names, then "auto": a new profile is a choice here without an edit.
 PROFILE_CHOICES = profile_choices()
@@ -271,6 +273,7 @@ def execute_all(
     html: bool = True,
     kernel_name: str | None = None,
     check_network: bool = False,
+    reference_dir: str | os.PathLike[str] | None = "reference",
 ) -> dict[str, object]:
     """Check readiness, run every notebook in order, write ``report.json`` and ``report.md``.
 
@@ -284,6 +287,9 @@ def execute_all(
         kernel_name: Jupyter kernel to use; ``None``: the ``python3`` kernel of this
             interpreter (see :func:`kernel_for_this_python`).
         check_network: for missing datasets, check that their URLs answer.
+        reference_dir: the folder of reference results (``<profile>.json``, see
+            :mod:`ldl.course.reference`); tonight's metrics and times are compared with the
+            profile's, in ``report.md``. ``None``: no comparison.
 
     Returns:
         The report (the content of ``report.json``).
@@ -315,6 +321,7 @@ def execute_all(
     kernel = kernel_name or kernel_for_this_python()
     run_report: dict[str, object] = {
         "profile": profile,
+        "profile_used": concrete_name(profile),
         "kernel": kernel,
         **state,
         "notebooks": {},
@@ -345,6 +352,9 @@ def execute_all(
     progress.close()
 
     run_report["total_seconds"] = round(time.perf_counter() - total_start, 2)
+    reference = load_reference(Path(reference_dir), str(run_report["profile_used"])) if reference_dir is not None else None
+    if reference is not None:
+        run_report["reference"] = compare_run(run_report, reference)
     write_reports(run_report, build)
     failed = [name for name, result in results.items() if result["status"] != "ok"]
     print(
@@ -388,6 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-html", action="store_true", help="skip the HTML export")
     run.add_argument("--check-network", action="store_true", help="check that missing datasets can be downloaded")
     run.add_argument("--kernel", default=None, help="Jupyter kernel name (default: python3 of this interpreter)")
+    run.add_argument("--reference", default="reference",
+                     help="folder of reference results to compare with (default: reference)")
+    keep = commands.add_parser("reference", help="keep a run's metrics and times as its profile's reference")
+    keep.add_argument("report", help="a run's report.json, e.g. build/report.json")
+    keep.add_argument("--folder", default="reference", help="where <profile>.json goes (default: reference)")
     return parser
 
 
@@ -399,6 +414,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     be written, a data folder that cannot be read), with the reason on stderr.
     """
     args = build_parser().parse_args(argv)
+    if args.command == "reference":
+        try:
+            path = save_reference(json.loads(Path(args.report).read_text()), Path(args.folder))
+        except (ValueError, OSError, KeyError) as error:
+            print(f"error: {args.report}: {error}", file=sys.stderr)
+            return 2
+        print(f"wrote {path}")
+        return 0
     notebooks = args.notebooks if args.notebooks else default_notebooks()
     try:
         run_report = execute_all(
@@ -409,6 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             html=not args.no_html,
             kernel_name=args.kernel,
             check_network=args.check_network,
+            reference_dir=args.reference,
         )
     except (ValueError, OSError, RuntimeError) as error:  # OSError: e.g. the disk filled up mid-run
         print(f"error: {error}", file=sys.stderr)

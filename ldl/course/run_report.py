@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ldl.core.files import write_json_atomically, write_text_atomically
 from ldl.core.tables import markdown_table
+from ldl.course.reference import format_comparison
 
 
 def write_reports(run_report: dict[str, object], build_dir: Path) -> None:
@@ -48,6 +49,8 @@ def format_markdown(run_report: dict[str, object]) -> str:
             for name, result in results.items()
         ],
     )
+    if run_report.get("reference") is not None:
+        lines += [""] + format_comparison(run_report["reference"], str(run_report.get("profile_used", run_report["profile"])))
     for name, result in results.items():
         metrics = dict(result["metrics"])
         if metrics:
