@@ -113,6 +113,8 @@ def test_lesson2_a_regulariser_clearly_narrows_the_clean_gap(smoke_report: dict)
     # The baseline memorises: its clean training accuracy ends above validation, by more than
     # the gap's spread over seeds (its last epochs jump about on a slim network).
     assert metrics["none_gap"] > max(0.05, metrics["none_gap_sd"]), metrics
+    # ... while it still learns: on the test photos it is above chance (2 classes) by more than its spread.
+    assert metrics["none_test_acc"] - metrics["none_test_acc_sd"] > 0.5, metrics
     # At least one regulariser narrows that clean gap by more than the spread of the change over seeds.
     narrowed = [name for name in LESSON2_REGULARISERS
                 if metrics[f"{name}_gap_change"] + metrics[f"{name}_gap_change_sd"] < 0]
@@ -279,6 +281,8 @@ def test_lesson5_front_end_attention_and_counts(smoke_report: dict) -> None:
     assert metrics["attention_sum_max_error"] <= 1e-4, metrics
     # Self-attention is permutation-equivariant: shuffled tokens give the outputs shuffled the same
     # way (to float rounding), not the same outputs (about 1.3 of the largest output apart).
+    # (This "gap" is an exact property of attention on one fixed input, not a train/held-out gap:
+    # no held-out score applies. Lesson 5's held-out score is asserted in the fine-tuning test below.)
     assert metrics["attention_equivariance_error"] <= 1e-5, metrics
     assert metrics["attention_invariance_gap"] >= 0.1, metrics
     assert metrics["image_size"] == 224

@@ -115,7 +115,7 @@ def compare_run(run_report: dict[str, Any], reference: dict[str, Any]) -> dict[s
 
 
 def is_normal(comparison: dict[str, Any]) -> bool:
-    """No notebook slower than 1.5x, no metric outside the spread, no verdict changed."""
+    """No notebook slower than ``SLOWER_FACTOR``, no metric outside the spread, no verdict changed."""
     return not any(entry["slower"] or entry["outside_spread"] or entry["changed"]
                    for entry in comparison["notebooks"].values())
 
@@ -129,8 +129,8 @@ def format_comparison(comparison: dict[str, Any], profile: str) -> list[str]:
     lines.append(f"Reference: `reference/{profile}.json` (measured on {comparison['reference_device']}).")
     lines.append("")
     if is_normal(comparison):
-        lines.append("**Normal:** every notebook ran within 1.5x its reference time, and every metric measured over "
-                     "seeds lies within 2 sds of its reference.")
+        lines.append(f"**Normal:** every notebook ran within {SLOWER_FACTOR:g}x its reference time, and every metric "
+                     f"measured over seeds lies within {SPREAD_FACTOR:g} sds of its reference.")
     for name, entry in entries.items():
         flags = []
         if entry["slower"]:
@@ -138,7 +138,7 @@ def format_comparison(comparison: dict[str, Any], profile: str) -> list[str]:
                          f"({entry['seconds']:.0f} s vs {entry['reference_seconds']:.0f} s)")
         for row in entry["outside_spread"]:
             flags.append(f"- `{row['metric']}` = {row['value']:.4g}, reference {row['reference']:.4g} ± "
-                         f"{row['reference_sd']:.2g}: outside 2 sds")
+                         f"{row['reference_sd']:.2g}: outside {SPREAD_FACTOR:g} sds")
         for row in entry["changed"]:
             flags.append(f"- `{row['metric']}` = {row['value']!r}, reference {row['reference']!r}")
         if entry["missing"]:

@@ -101,13 +101,13 @@ def main(argv: list[str] | None = None) -> None:
         loader = loader.shard(0, 1, seed=args.seed, pad=False)
     else:
         dataset = TensorDataset(images.float().div(255), labels)
-        # With one process, the order a DistributedSampler draws for a world of one (the same
-        # permutation the processes of a larger world split between them). Under torchrun the
-        # Trainer builds its own, for its rank, with the same seed.
-        sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=args.seed)
-        loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler)
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True)  # sharded by the Trainer
+        else:
+            # One process draws the order a DistributedSampler draws for a world of one: the same
+            # permutation the processes of a larger world split between them (with the same seed).
+            sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=args.seed)
+            loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler)
     model = small_cnn(classes)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
     args.out.mkdir(parents=True, exist_ok=True)
