@@ -1,6 +1,7 @@
 # Learning Deep Learning: the two commands a newcomer needs.
 #   make test          create .venv, install ldl with its dev extras, run the whole suite
 #   make execute-all   run every notebook (PROFILE=smoke|cpu|gpu|auto, NOTEBOOKS="notebooks/00_*.ipynb")
+#   make site          the course website from the executed run in build/ (after execute-all)
 #   make compat        the same course in an environment pinned like Colab (CI runs it too)
 # Both create the environment themselves on first use.
 
@@ -15,7 +16,7 @@ NOTEBOOKS ?=
 BUILD  ?= build
 PYTEST_ARGS ?=
 
-.PHONY: test execute-all install clean-build clean benchmarks compat
+.PHONY: test execute-all site install clean-build clean benchmarks compat
 
 # The stamp is remade whenever pyproject.toml changes, so dependencies stay in step.
 $(VENV)/.installed: pyproject.toml
@@ -31,6 +32,10 @@ test: $(VENV)/.installed
 
 execute-all: $(VENV)/.installed
 	$(PY) -m ldl.course execute-all --profile $(PROFILE) --build $(BUILD) $(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS),)
+
+# Never runs a notebook: it shows the run execute-all left in $(BUILD) (build/site/index.html).
+site: $(VENV)/.installed
+	$(PY) -m ldl.site --build $(BUILD)
 
 benchmarks: $(VENV)/.installed
 	$(PY) benchmarks/trainer_overhead.py

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -50,3 +51,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if type(item).__name__ == "IPyNbCell" and hasattr(item, "output_timeout"):
             item.output_timeout = NBVAL_OUTPUT_TIMEOUT_S
+
+
+# ---------------------------------------------------------------------------------------
+# Every lesson in the smoke profile, run once per session (tests/test_notebooks.py checks
+# its claims, tests/test_site.py builds the website from it).
+# ---------------------------------------------------------------------------------------
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.fixture(scope="session")
+def smoke_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The build folder of ``make execute-all PROFILE=smoke`` over every lesson."""
+    from ldl.course.execute import execute_all
+
+    build = tmp_path_factory.mktemp("build")
+    execute_all(NOTEBOOKS, profile="smoke", build_dir=build, cell_timeout=600, html=True)
+    return build
+
+
+@pytest.fixture(scope="session")
+def smoke_report(smoke_build: Path) -> dict:
+    """That run's ``report.json``."""
+    return json.loads((smoke_build / "report.json").read_text())

@@ -35,6 +35,7 @@ ALLOWED: dict[str, set[str]] = {
     "recipes": {"core", "profiles", "data", "augment", "models", "train", "measure"},
     "widgets": {"core", "augment", "nn", "plots"},
     "course": {"core", "profiles", "data", "augment", "models", "nn", "train", "measure", "generalisation", "optim", "search", "recipes"},
+    "site": {"core", "course"},
 }
 # Old module paths that forward to their new home for one release.
 MOVED = {

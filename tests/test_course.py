@@ -71,6 +71,9 @@ def test_report_json_has_the_metrics_of_the_notebook_that_ran(course_run) -> Non
     assert ok["device"] == readiness.environment_info()["device"]
     # The kernel ran in this interpreter's environment.
     assert Path(ok["metrics"]["kernel_prefix"]).resolve() == Path(sys.prefix).resolve()
+    # Each metric names the executed cell that recorded it (the website links claims to it).
+    assert ok["metric_cells"] == {name: "dc1fe29d" for name in ("accuracy", "profile_parameter", "kernel_prefix")}
+    assert on_disk["notebooks"]["fails_in_third_cell"]["metric_cells"] == {}
 
 
 def test_the_run_is_compared_with_its_profiles_reference(course_run) -> None:

@@ -14,18 +14,10 @@ from pathlib import Path
 import pytest
 
 from ldl.course.execute import execute_all
-from tests.conftest import ROOT, samples_or_skip
+from tests.conftest import NOTEBOOKS, ROOT, samples_or_skip
 
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 pytestmark = pytest.mark.notebook
-
-
-@pytest.fixture(scope="session")
-def smoke_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    build = tmp_path_factory.mktemp("build")
-    execute_all(NOTEBOOKS, profile="smoke", build_dir=build, cell_timeout=600, html=True)
-    return json.loads((build / "report.json").read_text())
 
 
 def test_there_are_lessons() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import os
 from pathlib import Path
 
@@ -38,9 +39,11 @@ def test_record_merges_into_the_report_file(tmp_path: Path, monkeypatch: pytest.
     metrics_file.write_text(json.dumps({"from_an_earlier_cell": 1}))
     monkeypatch.setenv(report.REPORT_ENV, str(metrics_file))
 
+    before = time.time()
     report.record("train_accuracy", 0.97)
     report.record("gap_closed", True)
     report.record("model", "efficientnet_lite0")
+    after = time.time()
 
     assert json.loads(metrics_file.read_text()) == {
         "from_an_earlier_cell": 1,
@@ -49,8 +52,12 @@ def test_record_merges_into_the_report_file(tmp_path: Path, monkeypatch: pytest.
         "model": "efficientnet_lite0",
     }
     assert report.load(metrics_file) == json.loads(metrics_file.read_text())
+    # When each was recorded, beside it (the course website finds each metric's cell by it).
+    recorded_at = json.loads(report.cells_file(metrics_file).read_text())
+    assert list(recorded_at) == ["train_accuracy", "gap_closed", "model"]
+    assert before <= recorded_at["train_accuracy"] <= recorded_at["gap_closed"] <= recorded_at["model"] <= after
     # The temporary files used for the atomic swap are gone.
-    assert sorted(path.name for path in metrics_file.parent.iterdir()) == ["lesson.json"]
+    assert sorted(path.name for path in metrics_file.parent.iterdir()) == ["lesson.cells.json", "lesson.json"]
 
 
 def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,11 +15,32 @@ import html
 from collections.abc import Mapping, Sequence
 
 
-def html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain HTML table of text cells (escaped), for a ``_repr_html_``."""
+def html_table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    table_class: str | None = None,
+    row_classes: Sequence[str] | None = None,
+    cells_are_html: bool = False,
+) -> str:
+    """A plain HTML table of text cells (escaped), for a ``_repr_html_``, on one line.
+
+    Args:
+        table_class, row_classes: CSS classes of the table and of each row (for a stylesheet
+            or a test to find them).
+        cells_are_html: the cells are HTML already (links, ``<code>``), written as they are;
+            the caller escapes any text inside them.
+    """
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    classes = list(row_classes) if row_classes is not None else [""] * len(rows)
+    body = "".join(
+        (f'<tr class="{html.escape(row_class, quote=True)}">' if row_class else "<tr>")
+        + "".join(f"<td>{c if cells_are_html else html.escape(c)}</td>" for c in row)
+        + "</tr>"
+        for row, row_class in zip(rows, classes)
+    )
+    opening = f'<table class="{html.escape(table_class, quote=True)}">' if table_class else "<table>"
+    return f"{opening}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def markdown_cell(value: object) -> str:

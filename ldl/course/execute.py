@@ -193,8 +193,10 @@ def run_notebook(
 
     Returns:
         ``{"status": "ok" | "failed", "seconds", "peak_memory_gib", "peak_rss_gib", "device",
-        "metrics", "error", "output", "html"}``; ``peak_memory_gib`` is the kernel's peak
-        anonymous memory and ``peak_rss_gib`` its peak resident set, shared library pages
+        "metrics", "metric_cells", "error", "output", "html"}``; ``metric_cells`` names the
+        cell that recorded each metric (:func:`ldl.course.report.recording_cells`);
+        ``peak_memory_gib`` is the kernel's peak anonymous memory and ``peak_rss_gib`` its
+        peak resident set, shared library pages
         included (both with its child processes; ``None`` where they cannot be measured, see
         :class:`ldl.core.memory.PeakMemory`); ``html`` is filled in by :func:`export_html`.
     """
@@ -207,6 +209,7 @@ def run_notebook(
     metrics_file.parent.mkdir(parents=True, exist_ok=True)
     # Metrics from an earlier run must not pass for this run's.
     metrics_file.unlink(missing_ok=True)
+    report.cells_file(metrics_file).unlink(missing_ok=True)
     output.unlink(missing_ok=True)
 
     error: dict[str, object] | None = None
@@ -240,6 +243,7 @@ def run_notebook(
         "peak_rss_gib": memory.peak_rss_gib,
         "device": device,
         "metrics": metrics,
+        "metric_cells": report.recording_cells(report.cells_file(metrics_file), output),
         "error": error,
         "output": str(output) if output.exists() else None,
         "html": None,

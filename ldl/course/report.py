@@ -11,7 +11,10 @@ training and validation accuracy". The notebook records the numbers behind it:
 When the environment variable ``LDL_REPORT`` names a JSON file (``make execute-all`` and
 the notebook tests set it), every call also merges ``{name: value}`` into that file, so the
 metrics outlive the kernel. The file is rewritten atomically: a crash half-way never
-leaves a truncated JSON file behind.
+leaves a truncated JSON file behind. It also notes when each metric was recorded, in a
+second file beside it (:func:`cells_file`): papermill stamps each executed cell with its
+start and end time, so :func:`recording_cells` finds the cell that recorded each metric, and
+the course website links each claim to the cell that shows it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ldl.core.files import write_json_atomically
@@ -82,6 +87,57 @@ def record(name: str, value: float | int | str | bool, *, notebook: str | None =
     path = os.environ.get(REPORT_ENV, "").strip()
     if path:
         _merge_into_file(Path(path), {name: plain})
+        _merge_into_file(cells_file(path), {name: time.time()})
+
+
+def cells_file(report_path: str | os.PathLike[str]) -> Path:
+    """Where the times ``report_path``'s metrics were recorded are kept: ``<stem>.cells.json`` beside it.
+
+    It maps each metric to the Unix time of its last :func:`record` call.
+    """
+    report_path = Path(report_path)
+    return report_path.with_name(f"{report_path.stem}.cells.json")
+
+
+def recording_cells(cells_file: Path, executed: Path) -> dict[str, str]:
+    """The id of the executed cell that recorded each metric: ``{metric name: cell id}``.
+
+    ``cells_file`` holds the time each metric was recorded (:func:`cells_file`); papermill
+    stamps every executed cell with its start and end (``metadata.papermill``), so the
+    recording cell is the code cell whose run spans that time. The kernel runs on the
+    machine that stamps the cells, so both clocks are the same. Metrics whose cell cannot be
+    found (no file, a notebook not run by papermill, a cell without an id) are left out.
+    """
+    if not cells_file.exists() or not executed.exists():
+        return {}
+    import nbformat
+
+    try:
+        times = load(cells_file)
+        cells = nbformat.read(executed, as_version=4).cells
+    except (ValueError, OSError):
+        return {}
+    spans = []
+    for cell in cells:
+        stamps = cell.get("metadata", {}).get("papermill", {})
+        if cell.get("cell_type") != "code" or not cell.get("id") or not stamps.get("start_time") or not stamps.get("end_time"):
+            continue
+        start, end = (_epoch_seconds(stamps[key]) for key in ("start_time", "end_time"))
+        spans.append((start, end, cell["id"]))
+    found = {}
+    for name, recorded_at in times.items():
+        cell_id = next((cell_id for start, end, cell_id in spans if start <= float(recorded_at) <= end), None)
+        if cell_id is not None:
+            found[name] = cell_id
+    return found
+
+
+def _epoch_seconds(stamp: str) -> float:
+    """Unix time of papermill's ISO stamp (with its UTC offset; one without is UTC)."""
+    moment = datetime.fromisoformat(stamp)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
 
 
 def recorded() -> dict[str, MetricValue]:

@@ -1,5 +1,7 @@
 """Networks side by side, measured on this machine: size, compute, speed, memory, accuracy.
 
+::
+
     rows = compare_models(["resnet50", "convnext_tiny", "vit_b_16", "swin_t"], image_size=224,
                           device="cuda", batch_size=64, train_batch_size=32, mixed_precision=True)
     comparison_table(rows)                               # one row per network

@@ -10,10 +10,12 @@ measured once on photos no choice has looked at, the test part.
 >>> scores                                           # in a notebook: the table below
 >>> scores.difference("dropout", "none")             # (mean, sd) of the paired difference
 
-| run | seeds | test accuracy | minus none | verdict |
-|---|---|---|---|---|
-| none | 3 | 0.713 ± 0.014 | | baseline |
-| dropout | 3 | 0.745 ± 0.012 | +0.032 ± 0.009 | clearly higher |
+::
+
+    | run | seeds | test accuracy | minus none | verdict |
+    |---|---|---|---|---|
+    | none | 3 | 0.713 ± 0.014 | | baseline |
+    | dropout | 3 | 0.745 ± 0.012 | +0.032 ± 0.009 | clearly higher |
 """
 
 from __future__ import annotations
