@@ -194,11 +194,14 @@ def test_every_exercise_has_a_collapsed_answer(stem: str) -> None:
 
 @pytest.mark.parametrize("stem", STEMS)
 def test_python_in_the_note_parses(stem: str) -> None:
-    for block in PYTHON_BLOCK.findall(note_text(stem)):
+    blocks = PYTHON_BLOCK.findall(note_text(stem))
+    assert blocks, f"{stem}.md: no python block, so no answer shows its code"
+    for block in blocks:
         try:
-            ast.parse(block)
+            tree = ast.parse(block)
         except SyntaxError as error:
             pytest.fail(f"{stem}.md: a python block does not parse ({error}):\n{block}")
+        assert tree.body, f"{stem}.md: an empty python block"
 
 
 @pytest.mark.parametrize("stem", STEMS)

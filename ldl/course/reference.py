@@ -121,8 +121,13 @@ def is_normal(comparison: dict[str, Any]) -> bool:
 
 
 def format_comparison(comparison: dict[str, Any], profile: str) -> list[str]:
-    """Markdown lines for ``report.md``: the verdict first, then each flag."""
-    lines = ["## Against the reference", ""]
+    """Markdown lines for ``report.md``: a heading, the verdict, then each flag."""
+    return ["## Against the reference", ""] + comparison_lines(comparison, profile)
+
+
+def comparison_lines(comparison: dict[str, Any], profile: str) -> list[str]:
+    """The verdict first, then each flag (a ``###`` heading per notebook), as Markdown lines."""
+    lines: list[str] = []
     entries = comparison["notebooks"]
     if not entries:
         return lines + [f"No notebook of this run has a reference for profile `{profile}`."]

@@ -24,7 +24,7 @@ from typing import Any
 
 from ldl.core.tables import html_table
 from ldl.course.claims import CLAIMS, HOLDS, NOT_RECORDED, judge
-from ldl.course.reference import SD_SUFFIX, SPREAD_FACTOR, format_comparison
+from ldl.course.reference import SD_SUFFIX, SPREAD_FACTOR, comparison_lines
 
 # CSS classes the site's stylesheet colours and the browser test looks for.
 ROW_CLASS = "ldl-claim"
@@ -44,14 +44,10 @@ def lesson_link(notebook: str, cell_id: str | None = None) -> str:
 
 
 def format_number(value: Any) -> str:
-    """Numbers with 3 significant digits (integers whole), words and yes/no as they are."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    if not math.isfinite(value):
-        return str(value)
-    return f"{value:.3g}"
+    """Floats with 3 significant digits; integers, words, yes/no and non-finite floats as they are."""
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.3g}"
+    return str(value)
 
 
 def format_measurement(metrics: dict[str, Any], name: str) -> str:
@@ -113,9 +109,7 @@ def reference_section(run_report: dict[str, Any]) -> list[str]:
         return lines + [f"No reference is kept for profile `{profile}` yet: there is nothing to compare with. "
                         "After a run you have checked, keep it with "
                         "`python -m ldl.course reference build/report.json`.", ""]
-    # format_comparison starts with its own "## Against the reference" heading.
-    body = format_comparison(comparison, profile)[2:]
-    return lines + [line.replace("### ", "#### ") for line in body] + [""]
+    return lines + comparison_lines(comparison, profile) + [""]
 
 
 def claims_section(run_report: dict[str, Any]) -> list[str]:

@@ -226,36 +226,27 @@ def stage_source(build_dir: Path, source_dir: Path, root: Path) -> dict[str, Any
     site_pages = dict(PAGES)
     site_pages.update({f"notebooks/{lesson}.ipynb": f"notebooks/{lesson}.ipynb" for lesson in lessons})
     instructor = root / INSTRUCTOR_FOLDER
-    for note in sorted(instructor.glob("*.md")) if instructor.is_dir() else []:
-        if note.name != "README.md":
-            site_pages[f"{INSTRUCTOR_FOLDER}/{note.name}"] = f"instructor/{note.name}"
+    notes = sorted(note.stem for note in instructor.glob("*.md") if note.name != "README.md")
+    site_pages.update({f"{INSTRUCTOR_FOLDER}/{note}.md": f"instructor/{note}.md" for note in notes})
 
     results = run_report.get("notebooks", {})
     for path in executed:
         cells = set(dict(results.get(path.stem, {}).get("metric_cells", {})).values())
         stage_notebook(path, source_dir / "notebooks" / path.name, cells)
 
-    for page, site_page in site_pages.items():
-        if page.endswith(".ipynb"):
-            continue
-        original = root / page
-        if original.is_file():
-            text = rewrite_links(link_sections(original.read_text(encoding="utf-8")), page, site_pages, repository)
-        elif page == "docs/instructor/README.md":
-            text = "# Instructor's notes\n\nNo notes yet.\n"
-        else:
-            continue
+    texts = {page: (root / page).read_text(encoding="utf-8") for page in site_pages
+             if not page.endswith(".ipynb") and (root / page).is_file()}
+    for page, original in texts.items():
+        text = rewrite_links(link_sections(original), page, site_pages, repository)
         if page == "README.md":
             # The home page carries the README's title; this page is the rest of it.
             text = re.sub(r"\A# .*", "# Running the course", text, count=1)
-        if page.startswith(INSTRUCTOR_FOLDER + "/README") and instructor.is_dir():
-            notes = sorted(Path(name).stem for name in site_pages.values() if name.startswith("instructor/")
-                           and not name.endswith("index.md"))
+        if page == f"{INSTRUCTOR_FOLDER}/README.md":
             text += "\n```{toctree}\n:hidden:\n\n" + "\n".join(notes) + "\n```\n"
-        (source_dir / site_page).parent.mkdir(parents=True, exist_ok=True)
-        (source_dir / site_page).write_text(text, encoding="utf-8")
+        (source_dir / site_pages[page]).parent.mkdir(parents=True, exist_ok=True)
+        (source_dir / site_pages[page]).write_text(text, encoding="utf-8")
 
-    readme = (root / "README.md").read_text(encoding="utf-8")
+    readme = texts["README.md"]
     (source_dir / "index.md").write_text(home_page(readme, site_pages, repository, lessons), encoding="utf-8")
     (source_dir / "dashboard.md").write_text(dashboard_page(run_report), encoding="utf-8")
     for page, text in api_pages(root).items():
